@@ -1,0 +1,21 @@
+// Package tlsflow runs TLS over any net.Conn flow (TCP, Unix sockets,
+// vchan, the userspace stack, net.Pipe) with secure defaults: TLS 1.2 or
+// later, verification against the system roots, session resumption through
+// a per-Config cache, optional public key pinning, and handshakes bounded by
+// a context.
+//
+//	cfg := &tlsflow.Config{ServerName: "example.test", NextProtos: []string{"h2"}}
+//	raw, err := net.Dial("tcp", "example.test:443")
+//	if err != nil { ... }
+//	conn, err := tlsflow.Client(ctx, raw, cfg) // closes raw on failure
+//	if errors.Is(err, tlsflow.ErrUntrusted) { ... }
+//
+// Servers call Server per connection, or wrap a listener with NewListener
+// whose Conns handshake lazily on first use. Handshake failures are
+// *HandshakeError values classified by Kind (ErrUntrusted, ErrWrongName,
+// ErrExpired, ErrHandshakeTimeout, ErrPinMismatch, ErrPeerAlert) that unwrap
+// to crypto/tls's, crypto/x509's or the context's own error.
+//
+// Reloader serves a key pair from files and picks up renewed certificates;
+// NewCertPoolFromFile loads CA bundles strictly.
+package tlsflow
