@@ -1,0 +1,278 @@
+package conduit
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/conduit-go/conduit/resolver"
+	"github.com/conduit-go/conduit/tcpflow"
+	"github.com/conduit-go/conduit/tlsflow"
+)
+
+// DefaultFallbackDelay is the Happy Eyeballs attempt delay of RFC 8305:
+// how long a dial waits for one endpoint before starting the next.
+const DefaultFallbackDelay = 250 * time.Millisecond
+
+// Config configures a Conduit. The zero value (and a nil *Config) is
+// ready to use: the built-in transports over the kernel's TCP, Unix
+// sockets and TLS with the system roots, and the default resolver.
+// A Config must not be modified after it is passed to New.
+type Config struct {
+	// Registry holds the transports and custom schemes. Nil means a new
+	// registry with the built-in transports (see NewDefaultRegistry),
+	// configured from the fields below.
+	Registry *Registry
+
+	// Resolver turns URIs into endpoints. Nil means resolver.New(nil):
+	// the system's resolv.conf, hosts and services files. If it also has
+	// a ResolveListen method (as *resolver.URIResolver does), Listen uses
+	// it.
+	Resolver resolver.Resolver
+
+	// FallbackDelay is the Happy Eyeballs attempt delay: zero means
+	// DefaultFallbackDelay; a negative value dials the endpoints one
+	// after the other, each waiting for the previous one to fail.
+	FallbackDelay time.Duration
+
+	// Keepalive, when non-nil, enables TCP keepalive on dialed flows.
+	Keepalive *tcpflow.Keepalive
+
+	// Stack is the TCP provider of the built-in tcp transport; nil means
+	// the kernel's.
+	Stack tcpflow.Stack
+
+	// TLS configures the built-in TLS transport.
+	TLS TLSConfig
+
+	// Logger, when non-nil, receives debug records of dial attempts and
+	// server events. Nothing is logged otherwise.
+	Logger *slog.Logger
+}
+
+// TLSConfig configures the built-in TLS transport.
+type TLSConfig struct {
+	// Client is the configuration for dials; nil means the defaults of
+	// tlsflow (verification on, system roots, TLS 1.2 minimum).
+	Client *tlsflow.Config
+	// ByServerName overrides Client for endpoints with these server
+	// names: a different CA or client certificate per host.
+	ByServerName map[string]*tlsflow.Config
+	// Server is the configuration for TLS listeners.
+	Server *tlsflow.Config
+}
+
+// ListenResolver is implemented by resolvers that also resolve URIs to
+// listen on (port 0 allowed, no service discovery).
+type ListenResolver interface {
+	ResolveListen(ctx context.Context, uri string) ([]resolver.Endpoint, error)
+}
+
+// Conduit dials and listens on URIs. It is safe for concurrent use; the
+// zero value is ready to use with the defaults of a zero Config.
+type Conduit struct {
+	cfg      Config
+	once     sync.Once
+	reg      *Registry
+	res      resolver.Resolver
+	resErr   error
+	closer   func() error
+	stack    tcpflow.Stack
+	newTimer func(d time.Duration) (<-chan time.Time, func() bool) // injected in tests
+}
+
+// New returns a Conduit configured by cfg; nil means the defaults.
+func New(cfg *Config) *Conduit {
+	c := &Conduit{}
+	if cfg != nil {
+		c.cfg = *cfg
+	}
+	return c
+}
+
+// init sets up the registry and resolver on first use.
+func (c *Conduit) init() {
+	c.once.Do(func() {
+		c.reg = c.cfg.Registry
+		if c.reg == nil {
+			c.reg = NewDefaultRegistry(&c.cfg)
+		}
+		c.res = c.cfg.Resolver
+		if c.res == nil {
+			r, err := resolver.New(nil)
+			if err != nil {
+				c.resErr = err
+			} else {
+				c.res = r
+				c.closer = r.Close
+			}
+		}
+		if c.newTimer == nil {
+			c.newTimer = func(d time.Duration) (<-chan time.Time, func() bool) {
+				t := time.NewTimer(d)
+				return t.C, t.Stop
+			}
+		}
+	})
+}
+
+// Close releases the resources of the default resolver, if the Conduit
+// created one. Flows and listeners already handed out stay open.
+func (c *Conduit) Close() error {
+	c.init()
+	if c.closer != nil {
+		return c.closer()
+	}
+	return nil
+}
+
+// Registry returns the registry the Conduit uses.
+func (c *Conduit) Registry() *Registry {
+	c.init()
+	return c.reg
+}
+
+// Resolve resolves uri to the endpoints Dial would try, in the order it
+// would try them (before Happy Eyeballs interleaves address families).
+func (c *Conduit) Resolve(ctx context.Context, uri string) ([]resolver.Endpoint, error) {
+	c.init()
+	trace := ContextTrace(ctx)
+	trace.resolveStart(uri)
+	eps, err := c.resolve(ctx, uri, false)
+	trace.resolveDone(uri, eps, err)
+	return eps, err
+}
+
+func (c *Conduit) resolve(ctx context.Context, uri string, listen bool) ([]resolver.Endpoint, error) {
+	op := "resolve"
+	if listen {
+		op = "listen"
+	}
+	fail := func(err error) ([]resolver.Endpoint, error) {
+		return nil, &OpError{Op: op, URI: uri, Err: err}
+	}
+	if scheme, _, ok := strings.Cut(uri, "://"); ok {
+		if parse, ok := c.reg.Scheme(strings.ToLower(scheme)); ok {
+			u, err := url.Parse(uri)
+			if err != nil {
+				return fail(err)
+			}
+			eps, err := parse(ctx, u)
+			if err != nil {
+				return fail(err)
+			}
+			if len(eps) == 0 {
+				return fail(ErrNoEndpoints)
+			}
+			return eps, nil
+		}
+	}
+	if c.res == nil {
+		return fail(c.resErr)
+	}
+	var (
+		eps []resolver.Endpoint
+		err error
+	)
+	if lr, ok := c.res.(ListenResolver); ok && listen {
+		eps, err = lr.ResolveListen(ctx, uri)
+	} else {
+		eps, err = c.res.Resolve(ctx, uri)
+	}
+	if err != nil {
+		return fail(err)
+	}
+	if len(eps) == 0 {
+		return fail(ErrNoEndpoints)
+	}
+	return eps, nil
+}
+
+// Dial resolves uri and connects to one of its endpoints, racing them
+// with Happy Eyeballs (RFC 8305). ctx governs the resolution and the
+// connection setup (including a TLS handshake), not the returned flow.
+//
+// On failure the error is an *OpError; when several endpoints were
+// tried, every endpoint's error is kept.
+func (c *Conduit) Dial(ctx context.Context, uri string) (Flow, error) {
+	c.init()
+	trace := ContextTrace(ctx)
+	trace.resolveStart(uri)
+	eps, err := c.resolve(ctx, uri, false)
+	trace.resolveDone(uri, eps, err)
+	if err != nil {
+		if oe, ok := err.(*OpError); ok {
+			oe.Op = "dial"
+		}
+		return nil, err
+	}
+	return c.dialEndpoints(ctx, uri, eps)
+}
+
+// DialEndpoints connects to one of the given endpoints with Happy
+// Eyeballs, as Dial does after resolution.
+func (c *Conduit) DialEndpoints(ctx context.Context, eps []resolver.Endpoint) (Flow, error) {
+	c.init()
+	if len(eps) == 0 {
+		return nil, &OpError{Op: "dial", Err: ErrNoEndpoints}
+	}
+	return c.dialEndpoints(ctx, "", eps)
+}
+
+// DialContext dials network and address the way net.Dialer.DialContext
+// does, so a Conduit plugs into http.Transport.DialContext and gRPC's
+// context dialer. An address that is a URI ("unix:///run/app.sock",
+// "vchan://0/web") is dialed as it is, whatever network says;
+// otherwise network "tcp", "tcp4" or "tcp6" with "host:port" dials
+// tcp://host:port, and "unix" with a path dials that socket.
+func (c *Conduit) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	var uri string
+	switch {
+	case strings.Contains(address, "://"):
+		uri = address
+	case network == "tcp" || network == "tcp4" || network == "tcp6":
+		uri = "tcp://" + address
+	case network == "unix":
+		uri = "unix://" + (&url.URL{Path: address}).EscapedPath()
+	default:
+		return nil, &OpError{Op: "dial", URI: network + ":" + address,
+			Err: errorf("network %q is not supported by DialContext", network)}
+	}
+	f, err := c.Dial(ctx, uri)
+	if err != nil {
+		return nil, err // not a typed nil inside net.Conn
+	}
+	return f, nil
+}
+
+// dialOne dials a single endpoint through its transport.
+func (c *Conduit) dialOne(ctx context.Context, ep resolver.Endpoint) (Flow, error) {
+	if err := resolver.Validate(ep); err != nil {
+		return nil, err
+	}
+	t, ok := c.reg.Transport(ep.Kind())
+	if !ok {
+		return nil, fmt.Errorf("%w %q", ErrNoTransport, ep.Kind())
+	}
+	conn, err := t.Dial(ctx, ep, DialOptions{
+		Keepalive: c.cfg.Keepalive,
+		Dial: func(ctx context.Context, inner resolver.Endpoint) (net.Conn, error) {
+			return c.dialOne(ctx, inner)
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return AsFlow(conn), nil
+}
+
+func (c *Conduit) logDebug(msg string, args ...any) {
+	if c.cfg.Logger != nil {
+		c.cfg.Logger.Debug(msg, args...)
+	}
+}

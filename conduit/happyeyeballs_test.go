@@ -1,0 +1,220 @@
+package conduit
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/conduit-go/conduit/internal/testutil"
+	"github.com/conduit-go/conduit/resolver"
+)
+
+func tcpEP(s string) resolver.Endpoint {
+	return resolver.TCP{Addr: netip.MustParseAddrPort(s)}
+}
+
+func TestInterleaveFamilies(t *testing.T) {
+	v4a, v4b, v4c := tcpEP("127.0.0.1:1"), tcpEP("127.0.0.2:1"), tcpEP("127.0.0.3:1")
+	v6a, v6b := tcpEP("[::1]:1"), tcpEP("[::2]:1")
+	ux := resolver.Unix{Path: "/run/x"}
+	for _, tc := range []struct {
+		name string
+		in   []resolver.Endpoint
+		want []resolver.Endpoint
+	}{
+		{"empty", nil, nil},
+		{"one", []resolver.Endpoint{v4a}, []resolver.Endpoint{v4a}},
+		{"v6 first", []resolver.Endpoint{v6a, v6b, v4a, v4b, v4c}, []resolver.Endpoint{v6a, v4a, v6b, v4b, v4c}},
+		{"v4 first", []resolver.Endpoint{v4a, v4b, v6a}, []resolver.Endpoint{v4a, v6a, v4b}},
+		{"single family keeps order", []resolver.Endpoint{v4c, v4a, v4b}, []resolver.Endpoint{v4c, v4a, v4b}},
+		{"tls counts as inner family", []resolver.Endpoint{
+			resolver.TLS{ServerName: "a", Inner: v6a}, resolver.TLS{ServerName: "a", Inner: v6b}, resolver.TLS{ServerName: "a", Inner: v4a},
+		}, []resolver.Endpoint{
+			resolver.TLS{ServerName: "a", Inner: v6a}, resolver.TLS{ServerName: "a", Inner: v4a}, resolver.TLS{ServerName: "a", Inner: v6b},
+		}},
+		{"other kinds are a family", []resolver.Endpoint{ux, v4a, v4b}, []resolver.Endpoint{ux, v4a, v4b}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Equal(t, tc.want, interleaveFamilies(tc.in))
+		})
+	}
+}
+
+// scriptTransport is a fake transport whose dials block until the test
+// says how each ends.
+type scriptTransport struct {
+	mu      sync.Mutex
+	started chan resolver.Endpoint
+	outcome map[string]chan error // per endpoint: nil error means connect
+	closed  chan resolver.Endpoint
+	// stubborn dials ignore cancellation, like a transport that
+	// completes its handshake anyway: the loser's flow must be closed.
+	stubborn bool
+}
+
+func newScript(eps ...resolver.Endpoint) *scriptTransport {
+	s := &scriptTransport{
+		started: make(chan resolver.Endpoint, len(eps)),
+		outcome: map[string]chan error{},
+		closed:  make(chan resolver.Endpoint, len(eps)),
+	}
+	for _, ep := range eps {
+		s.outcome[ep.String()] = make(chan error, 1)
+	}
+	return s
+}
+
+func (s *scriptTransport) Dial(ctx context.Context, ep resolver.Endpoint, _ DialOptions) (net.Conn, error) {
+	s.started <- ep
+	if s.stubborn {
+		ctx = context.Background()
+	}
+	select {
+	case err := <-s.outcome[ep.String()]:
+		if err != nil {
+			return nil, err
+		}
+		a, b := net.Pipe()
+		b.Close()
+		return &closeRecorder{Conn: a, ep: ep, closed: s.closed}, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (s *scriptTransport) Listen(context.Context, resolver.Endpoint, ListenOptions) (net.Listener, error) {
+	return nil, errors.ErrUnsupported
+}
+
+type closeRecorder struct {
+	net.Conn
+	ep     resolver.Endpoint
+	once   sync.Once
+	closed chan resolver.Endpoint
+}
+
+func (c *closeRecorder) Close() error {
+	c.once.Do(func() { c.closed <- c.ep })
+	return c.Conn.Close()
+}
+
+// manualTimers replaces the fallback timer with channels the test fires.
+type manualTimers struct {
+	created chan chan time.Time
+}
+
+func (m *manualTimers) newTimer(time.Duration) (<-chan time.Time, func() bool) {
+	ch := make(chan time.Time, 1)
+	m.created <- ch
+	return ch, func() bool { return true }
+}
+
+func newScriptConduit(t *testing.T, s *scriptTransport, eps []resolver.Endpoint) (*Conduit, *manualTimers) {
+	reg := NewRegistry()
+	require.NoError(t, reg.Register(resolver.KindTCP, s))
+	timers := &manualTimers{created: make(chan chan time.Time, 16)}
+	c := New(&Config{
+		Registry: reg,
+		Resolver: resolver.ResolverFunc(func(context.Context, string) ([]resolver.Endpoint, error) { return eps, nil }),
+	})
+	c.init()
+	c.newTimer = timers.newTimer
+	return c, timers
+}
+
+func TestHappyEyeballsFallbackDelayStartsNextAndClosesLoser(t *testing.T) {
+	testutil.CheckLeaks(t)
+	v6, v4 := tcpEP("[::1]:7"), tcpEP("127.0.0.1:7")
+	s := newScript(v6, v4)
+	s.stubborn = true
+	c, timers := newScriptConduit(t, s, []resolver.Endpoint{v6, v4})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	type res struct {
+		f   Flow
+		err error
+	}
+	done := make(chan res, 1)
+	go func() {
+		f, err := c.Dial(ctx, "tcp://dual.test:7")
+		done <- res{f, err}
+	}()
+	require.Equal(t, v6, <-s.started, "first attempt is the first endpoint")
+	fire := <-timers.created
+	select {
+	case ep := <-s.started:
+		t.Fatalf("second attempt %v started before the fallback delay", ep)
+	default:
+	}
+	fire <- time.Now() // the attempt delay elapses
+	require.Equal(t, v4, <-s.started)
+	s.outcome[v4.String()] <- nil // v4 wins
+	r := <-done
+	require.NoError(t, r.err)
+	s.outcome[v6.String()] <- nil // the loser connects late…
+	require.Equal(t, v6, <-s.closed, "…and its flow is closed")
+	require.NoError(t, r.f.Close())
+}
+
+func TestHappyEyeballsFailureStartsNextAtOnceAndKeepsEveryError(t *testing.T) {
+	testutil.CheckLeaks(t)
+	a, b, c3 := tcpEP("[::1]:7"), tcpEP("127.0.0.1:7"), tcpEP("[::2]:7")
+	s := newScript(a, b, c3)
+	c, timers := newScriptConduit(t, s, []resolver.Endpoint{a, c3, b})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.Dial(ctx, "tcp://three.test:7")
+		errc <- err
+	}()
+	require.Equal(t, a, <-s.started)
+	<-timers.created
+	s.outcome[a.String()] <- syscall.ECONNREFUSED
+	require.Equal(t, b, <-s.started, "a failure starts the next family at once")
+	<-timers.created
+	s.outcome[b.String()] <- context.DeadlineExceeded
+	require.Equal(t, c3, <-s.started)
+	s.outcome[c3.String()] <- syscall.ECONNRESET
+	err := <-errc
+	require.Error(t, err)
+	assert.ErrorIs(t, err, ErrRefused)
+	assert.ErrorIs(t, err, ErrTimeout)
+	assert.ErrorIs(t, err, ErrReset)
+	assert.ErrorIs(t, err, syscall.ECONNREFUSED)
+	var oe *OpError
+	require.ErrorAs(t, err, &oe)
+	assert.Equal(t, "dial", oe.Op)
+	assert.Equal(t, "tcp://three.test:7", oe.URI)
+	assert.Contains(t, err.Error(), "all 3 attempts failed")
+	assert.Contains(t, err.Error(), "[::1]:7")
+	assert.Contains(t, err.Error(), "127.0.0.1:7")
+}
+
+func TestHappyEyeballsCancelStopsEveryAttempt(t *testing.T) {
+	testutil.CheckLeaks(t)
+	a, b := tcpEP("[::1]:7"), tcpEP("127.0.0.1:7")
+	s := newScript(a, b)
+	c, timers := newScriptConduit(t, s, []resolver.Endpoint{a, b})
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.Dial(ctx, "tcp://x.test:7")
+		errc <- err
+	}()
+	<-s.started
+	(<-timers.created) <- time.Now()
+	<-s.started
+	cancel()
+	err := <-errc
+	require.ErrorIs(t, err, context.Canceled)
+}

@@ -1,0 +1,89 @@
+package conduit
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+
+	"github.com/conduit-go/conduit/resolver"
+)
+
+// Trace is a set of hooks called at the phases of a Dial or Listen, like
+// net/http/httptrace. Every field is optional. Hooks may be called from
+// several goroutines at once (Happy Eyeballs dials endpoints in parallel)
+// and must not block.
+//
+// Attach a Trace to a context with WithTrace.
+type Trace struct {
+	// ResolveStart is called before a URI is resolved.
+	ResolveStart func(uri string)
+	// ResolveDone is called with the resolved endpoints or the error.
+	ResolveDone func(uri string, endpoints []resolver.Endpoint, err error)
+	// ConnectStart is called when a dial of one endpoint begins.
+	ConnectStart func(ep resolver.Endpoint)
+	// ConnectDone is called when that dial ends, with its error.
+	ConnectDone func(ep resolver.Endpoint, err error)
+	// TLSHandshakeStart and TLSHandshakeDone bracket a TLS handshake.
+	TLSHandshakeStart func(ep resolver.Endpoint)
+	TLSHandshakeDone  func(ep resolver.Endpoint, state tls.ConnectionState, err error)
+	// Accept is called for each connection a Listener accepts.
+	Accept func(local, remote net.Addr)
+}
+
+type traceKey struct{}
+
+// WithTrace returns a context carrying t. Hooks of a Trace already in ctx
+// are not called for operations under the returned context.
+func WithTrace(ctx context.Context, t *Trace) context.Context {
+	return context.WithValue(ctx, traceKey{}, t)
+}
+
+// ContextTrace returns the Trace in ctx, or nil.
+func ContextTrace(ctx context.Context) *Trace {
+	t, _ := ctx.Value(traceKey{}).(*Trace)
+	return t
+}
+
+// The helpers below call a hook when both the Trace and the hook are set.
+
+func (t *Trace) resolveStart(uri string) {
+	if t != nil && t.ResolveStart != nil {
+		t.ResolveStart(uri)
+	}
+}
+
+func (t *Trace) resolveDone(uri string, eps []resolver.Endpoint, err error) {
+	if t != nil && t.ResolveDone != nil {
+		t.ResolveDone(uri, eps, err)
+	}
+}
+
+func (t *Trace) connectStart(ep resolver.Endpoint) {
+	if t != nil && t.ConnectStart != nil {
+		t.ConnectStart(ep)
+	}
+}
+
+func (t *Trace) connectDone(ep resolver.Endpoint, err error) {
+	if t != nil && t.ConnectDone != nil {
+		t.ConnectDone(ep, err)
+	}
+}
+
+func (t *Trace) tlsStart(ep resolver.Endpoint) {
+	if t != nil && t.TLSHandshakeStart != nil {
+		t.TLSHandshakeStart(ep)
+	}
+}
+
+func (t *Trace) tlsDone(ep resolver.Endpoint, st tls.ConnectionState, err error) {
+	if t != nil && t.TLSHandshakeDone != nil {
+		t.TLSHandshakeDone(ep, st, err)
+	}
+}
+
+func (t *Trace) accept(local, remote net.Addr) {
+	if t != nil && t.Accept != nil {
+		t.Accept(local, remote)
+	}
+}

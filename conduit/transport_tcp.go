@@ -1,0 +1,133 @@
+package conduit
+
+import (
+	"context"
+	"net"
+	"os"
+	"sync"
+
+	"github.com/conduit-go/conduit/resolver"
+	"github.com/conduit-go/conduit/tcpflow"
+)
+
+// TCPTransport is the built-in transport of resolver.TCP endpoints: it
+// dials and listens through a tcpflow.Stack, so its flows are
+// tcpflow.Flows (Nagle on, with WriteNodelay to push at once).
+type TCPTransport struct {
+	// Stack is the TCP provider; nil means the kernel's.
+	Stack tcpflow.Stack
+
+	once   sync.Once
+	kernel tcpflow.Stack
+}
+
+func (t *TCPTransport) stack() tcpflow.Stack {
+	if t.Stack != nil {
+		return t.Stack
+	}
+	t.once.Do(func() { t.kernel = tcpflow.NewKernel(nil) })
+	return t.kernel
+}
+
+// Dial connects to a resolver.TCP endpoint.
+func (t *TCPTransport) Dial(ctx context.Context, ep resolver.Endpoint, opts DialOptions) (net.Conn, error) {
+	e, ok := ep.(resolver.TCP)
+	if !ok {
+		return nil, errorf("tcp transport cannot dial a %q endpoint", ep.Kind())
+	}
+	f, err := t.stack().CreateConnection(ctx, e.Addr, tcpflow.DialOptions{Keepalive: opts.Keepalive})
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// Listen listens on a resolver.TCP endpoint (port 0 picks a free port).
+func (t *TCPTransport) Listen(ctx context.Context, ep resolver.Endpoint, opts ListenOptions) (net.Listener, error) {
+	e, ok := ep.(resolver.TCP)
+	if !ok {
+		return nil, errorf("tcp transport cannot listen on a %q endpoint", ep.Kind())
+	}
+	l, err := t.stack().ListenFlows(ctx, e.Addr, opts.Keepalive)
+	if err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// UnixTransport is the built-in transport of resolver.Unix endpoints
+// (stream sockets). Paths starting with "@" are in the Linux abstract
+// namespace.
+type UnixTransport struct {
+	// RemoveStale, when true, lets Listen remove a socket file left by a
+	// process that is gone (nobody accepts on it) before binding.
+	RemoveStale bool
+}
+
+// Dial connects to a resolver.Unix endpoint.
+func (t *UnixTransport) Dial(ctx context.Context, ep resolver.Endpoint, _ DialOptions) (net.Conn, error) {
+	e, ok := ep.(resolver.Unix)
+	if !ok {
+		return nil, errorf("unix transport cannot dial a %q endpoint", ep.Kind())
+	}
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "unix", e.Path)
+	if err != nil {
+		return nil, err
+	}
+	return unixFlow{c.(*net.UnixConn)}, nil
+}
+
+// Listen listens on a resolver.Unix endpoint. The socket file is removed
+// when the listener is closed.
+func (t *UnixTransport) Listen(ctx context.Context, ep resolver.Endpoint, _ ListenOptions) (net.Listener, error) {
+	e, ok := ep.(resolver.Unix)
+	if !ok {
+		return nil, errorf("unix transport cannot listen on a %q endpoint", ep.Kind())
+	}
+	if t.RemoveStale && e.Path[0] == '/' {
+		if d, err := (&net.Dialer{}).DialContext(ctx, "unix", e.Path); err == nil {
+			d.Close() // someone is serving it: leave it, Listen fails below
+		} else if fi, err := os.Lstat(e.Path); err == nil && fi.Mode()&os.ModeSocket != 0 {
+			os.Remove(e.Path)
+		}
+	}
+	var lc net.ListenConfig
+	l, err := lc.Listen(ctx, "unix", e.Path)
+	if err != nil {
+		return nil, err
+	}
+	return unixListener{l.(*net.UnixListener)}, nil
+}
+
+// unixListener hands out unixFlows.
+type unixListener struct {
+	*net.UnixListener
+}
+
+func (l unixListener) Accept() (net.Conn, error) {
+	c, err := l.UnixListener.AcceptUnix()
+	if err != nil {
+		return nil, err
+	}
+	return unixFlow{c}, nil
+}
+
+// NewDefaultRegistry returns a new registry holding the built-in
+// transports, configured from cfg (nil means defaults): "tcp", "unix"
+// and "tls".
+func NewDefaultRegistry(cfg *Config) *Registry {
+	if cfg == nil {
+		cfg = &Config{}
+	}
+	r := NewRegistry()
+	must := func(err error) {
+		if err != nil {
+			panic(err) // a duplicate among the built-ins is a bug here
+		}
+	}
+	must(r.Register(resolver.KindTCP, &TCPTransport{Stack: cfg.Stack}))
+	must(r.Register(resolver.KindUnix, &UnixTransport{}))
+	must(r.Register(resolver.KindTLS, &TLSTransport{Config: cfg.TLS}))
+	return r
+}
