@@ -155,4 +155,3 @@ func demoSetup(ctx context.Context, dir string) (*demoEnv, []demoRow, func(), er
 		env.c.Close()
 	}, nil
 }
-
