@@ -458,7 +458,7 @@ func TestMaxConns(t *testing.T) {
 }
 
 func TestInteropSocatTCPServer(t *testing.T) {
-	target := "tcp://" + testutil.Socat(t, "TCP4-LISTEN:0,bind=127.0.0.1,reuseaddr,fork", "PIPE")
+	target := "tcp://" + testutil.Socat(t, "TCP4-LISTEN:0,bind=127.0.0.1,reuseaddr,fork", "EXEC:cat")
 	c := New(nil)
 	defer c.Close()
 	f, err := c.Dial(testCtx(t), target)
@@ -470,7 +470,7 @@ func TestInteropSocatTCPServer(t *testing.T) {
 func TestInteropSocatUnixServer(t *testing.T) {
 	socat := testutil.RequirePeer(t, "socat", "socat")
 	sock := filepath.Join(t.TempDir(), "echo.sock")
-	cmd := exec.Command(socat, "-T", "30", "UNIX-LISTEN:"+sock+",fork", "PIPE")
+	cmd := exec.Command(socat, "-T", "30", "UNIX-LISTEN:"+sock+",fork", "EXEC:cat")
 	require.NoError(t, cmd.Start())
 	exited := make(chan struct{})
 	go func() { cmd.Wait(); close(exited) }()

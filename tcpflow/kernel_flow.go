@@ -19,7 +19,7 @@ type KernelFlow struct {
 	src  netip.AddrPort
 
 	// wmu orders writes with the TCP_NODELAY state they need; nodelay is
-	// the socket's current setting (false after newKernelFlow).
+	// the socket's current setting.
 	wmu     sync.Mutex
 	nodelay bool
 	vec     net.Buffers // Writev's scratch copy of the caller's slice
@@ -31,7 +31,11 @@ type KernelFlow struct {
 
 var _ Flow = (*KernelFlow)(nil)
 
-// newKernelFlow takes ownership of c: Nagle on, keepalive as given.
+// newKernelFlow takes ownership of c, a connection made with keepalive
+// off (net.Dialer and net.ListenConfig with KeepAlive -1): keepalive is
+// set when ka asks for it. Go turns Nagle off on every TCP connection;
+// the flow turns it back on lazily, at the first Write, so connections
+// that only ever WriteNodelay never pay for the system call.
 func newKernelFlow(c *net.TCPConn, ka *Keepalive) (*KernelFlow, error) {
 	raw, err := c.SyscallConn()
 	if err != nil {
@@ -39,18 +43,17 @@ func newKernelFlow(c *net.TCPConn, ka *Keepalive) (*KernelFlow, error) {
 		return nil, err
 	}
 	f := &KernelFlow{
-		conn: c,
-		raw:  raw,
-		dst:  addrPort(c.RemoteAddr()),
-		src:  addrPort(c.LocalAddr()),
+		conn:    c,
+		raw:     raw,
+		dst:     addrPort(c.RemoteAddr()),
+		src:     addrPort(c.LocalAddr()),
+		nodelay: true, // Go's default; see setNodelay
 	}
-	if err := c.SetNoDelay(false); err != nil {
-		c.Close()
-		return nil, err
-	}
-	if err := setKeepalive(c, ka); err != nil {
-		c.Close()
-		return nil, err
+	if ka != nil {
+		if err := setKeepalive(c, ka); err != nil {
+			c.Close()
+			return nil, err
+		}
 	}
 	return f, nil
 }

@@ -509,7 +509,7 @@ func TestInputIsANoOpOnTheKernel(t *testing.T) {
 // TestInteropSocatServer dials socat's echo server (a TCP stack and a
 // program no one here wrote) and checks the bytes and the half-close.
 func TestInteropSocatServer(t *testing.T) {
-	addr := testutil.Socat(t, "TCP4-LISTEN:0,bind=127.0.0.1,reuseaddr,fork", "PIPE")
+	addr := testutil.Socat(t, "TCP4-LISTEN:0,bind=127.0.0.1,reuseaddr,fork", "EXEC:cat")
 	k := newKernel(t)
 	f, err := k.CreateConnection(testCtx(t), netip.MustParseAddrPort(addr), tcpflow.DialOptions{})
 	require.NoError(t, err)

@@ -96,7 +96,8 @@ var socatListening = regexp.MustCompile(`listening on AF=\d+ (\S+)`)
 
 // Socat starts socat listening on listen (an address with port 0, such as
 // "TCP4-LISTEN:0,bind=127.0.0.1,fork") and connecting each client to
-// target (such as "PIPE" for an echo server). It returns the address
+// target (such as "EXEC:cat" for an echo server; not "PIPE", with which
+// socat can deadlock on itself under bulk transfers). It returns the address
 // socat bound, read from its log, so no port is ever guessed.
 // It skips (or fails in CI) when socat is not installed.
 func Socat(t testing.TB, listen, target string) string {
