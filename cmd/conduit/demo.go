@@ -46,7 +46,7 @@ leaves the machine.`)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return exitParse(err)
 	}
 	dir, err := os.MkdirTemp("", "conduit-demo-")
 	if err != nil {

@@ -3,12 +3,18 @@
 //
 //	conduit demo                      # every transport on loopback, a table of what worked
 //	conduit resolve https://example.com
+//	conduit listen --echo tcp://127.0.0.1:7000
+//	conduit dial tcp://127.0.0.1:7000 < file
+//	conduit relay tcp://127.0.0.1:8080 unix:///run/app.sock
+//
+// See docs/cli.md.
 
 package main
 
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -30,8 +36,13 @@ func main() {
 const usage = `usage: conduit COMMAND [flags] [URI...]
 
 Commands:
-  demo      listen on and dial every transport on loopback and print what worked
-  resolve   print the endpoints a URI resolves to, in dial order
+  demo        listen on and dial every transport on loopback and print what worked
+  resolve     print the endpoints a URI resolves to, in dial order
+  dial        connect to a URI and copy standard input and output through it
+  listen      accept connections on a URI (print, --echo or --discard)
+  relay       forward every connection accepted on one URI to a dial of another
+  bench       measure throughput and latency against a "listen --echo" peer
+  completion  print a bash or zsh completion script
 
 Run "conduit COMMAND --help" for the flags of a command.
 `
@@ -48,6 +59,16 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runDemo(ctx, rest, stdout, stderr)
 	case "resolve":
 		return runResolve(ctx, rest, stdout, stderr)
+	case "dial":
+		return runDial(ctx, rest, stdin, stdout, stderr)
+	case "listen":
+		return runListen(ctx, rest, stdout, stderr)
+	case "relay":
+		return runRelay(ctx, rest, stderr)
+	case "bench":
+		return runBench(ctx, rest, stdout, stderr)
+	case "completion":
+		return runCompletion(rest, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -79,3 +100,27 @@ func printError(w io.Writer, err error) {
 	}
 	fmt.Fprintln(w, msg)
 }
+
+// fail prints err and returns the exit status: 2 for a usage error (a
+// bad flag value, a malformed URI), 1 otherwise.
+func fail(w io.Writer, err error) int {
+	printError(w, err)
+	var ue *usageError
+	if errors.As(err, &ue) || errorsIsUsage(err) {
+		fmt.Fprintln(w, "conduit: run with --help for the usage")
+		return 2
+	}
+	return 1
+}
+
+// exitParse is the exit status after a flag parsing error: --help is
+// not an error.
+func exitParse(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	return 2
+}
+
+// plain is err's message without the package prefix.
+func plain(err error) string { return strings.TrimPrefix(err.Error(), "conduit: ") }

@@ -29,7 +29,7 @@ Examples:
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return exitParse(err)
 	}
 	if fs.NArg() != 1 {
 		fs.Usage()
@@ -41,11 +41,7 @@ Examples:
 	defer c.Close()
 	eps, err := c.Resolve(ctx, fs.Arg(0))
 	if err != nil {
-		printError(stderr, err)
-		if errorsIsUsage(err) {
-			return 2
-		}
-		return 1
+		return fail(stderr, err)
 	}
 	if *asJSON {
 		out := make([]endpointJSON, len(eps))

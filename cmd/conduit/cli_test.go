@@ -1,0 +1,244 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/conduit-go/conduit/internal/testutil"
+)
+
+// background runs a long-lived subcommand (listen, relay) in this
+// process, returns the URI of its "listening on" line, and stops it with
+// its context when the test ends, checking it exits 0.
+func background(t *testing.T, stdout io.Writer, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	code := make(chan int, 1)
+	go func() {
+		code <- run(ctx, args, strings.NewReader(""), stdout, pw)
+		pw.Close()
+	}()
+	sc := bufio.NewScanner(pr)
+	require.True(t, sc.Scan(), "no output from %v", args)
+	line := sc.Text()
+	require.True(t, strings.HasPrefix(line, "listening on "), "first line %q", line)
+	drained := make(chan struct{})
+	go func() { io.Copy(io.Discard, pr); close(drained) }()
+	t.Cleanup(func() {
+		cancel()
+		require.Equal(t, 0, <-code)
+		<-drained
+	})
+	return strings.TrimPrefix(line, "listening on ")
+}
+
+func runWithInput(t *testing.T, stdin []byte, args ...string) (int, []byte, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var out, errb bytes.Buffer
+	code := run(ctx, args, bytes.NewReader(stdin), &out, &errb)
+	return code, out.Bytes(), errb.String()
+}
+
+func payload(n int) []byte {
+	b := make([]byte, n)
+	rand.Read(b)
+	return b
+}
+
+func TestListenEchoAndDial(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "echo.sock")
+	for _, uri := range []string{"tcp://127.0.0.1:0", "unix://" + sock} {
+		t.Run(uri, func(t *testing.T) {
+			target := background(t, io.Discard, "listen", "--echo", uri)
+			assert.NotContains(t, target, ":0", "port 0 is replaced by the bound port")
+			data := payload(1 << 20)
+			code, out, errOut := runWithInput(t, data, "dial", "--progress", "off", target)
+			require.Equal(t, 0, code, errOut)
+			require.True(t, bytes.Equal(data, out), "echo differs: %d bytes back", len(out))
+		})
+	}
+}
+
+func TestListenPrintsWhatItReceives(t *testing.T) {
+	var got safeBuffer
+	target := background(t, &got, "listen", "tcp://127.0.0.1:0")
+	code, out, errOut := runWithInput(t, []byte("hello listener\n"), "dial", target)
+	require.Equal(t, 0, code, errOut)
+	require.Empty(t, out)
+	require.Eventually(t, func() bool { return got.String() == "hello listener\n" }, 10*time.Second, 10*time.Millisecond)
+}
+
+func TestRelayPassesBothWaysAndHalfCloses(t *testing.T) {
+	echo := background(t, io.Discard, "listen", "--echo", "unix://"+filepath.Join(t.TempDir(), "svc.sock"))
+	front := background(t, io.Discard, "relay", "tcp://127.0.0.1:0", echo)
+	data := payload(512 << 10)
+	code, out, errOut := runWithInput(t, data, "dial", front)
+	require.Equal(t, 0, code, errOut)
+	require.True(t, bytes.Equal(data, out), "relayed echo differs")
+}
+
+func TestDialAgainstSocat(t *testing.T) {
+	addr := testutil.Socat(t, "TCP4-LISTEN:0,bind=127.0.0.1,reuseaddr,fork", "EXEC:cat")
+	data := payload(1 << 20)
+	code, out, errOut := runWithInput(t, data, "dial", "tcp://"+addr)
+	require.Equal(t, 0, code, errOut)
+	require.True(t, bytes.Equal(data, out))
+}
+
+func TestTLSWithFlags(t *testing.T) {
+	dir := t.TempDir()
+	ca, cert, key := writeTestPKI(t, dir)
+	target := background(t, io.Discard, "listen", "--echo", "--cert", cert, "--key", key, "tls://127.0.0.1:0?sni=cli.test")
+	code, out, errOut := runWithInput(t, []byte("over tls"), "dial", "--ca", ca, target)
+	require.Equal(t, 0, code, errOut)
+	require.Equal(t, "over tls", string(out))
+
+	code, _, errOut = runWithInput(t, []byte("x"), "dial", target) // system roots
+	require.Equal(t, 1, code)
+	require.Contains(t, errOut, "conduit: dial "+target)
+	require.Contains(t, errOut, "not trusted")
+}
+
+func TestErrorsAndExitStatus(t *testing.T) {
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	require.NoError(t, err)
+	closed := "tcp://" + l.Addr().String()
+	l.Close()
+	for _, tc := range []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{[]string{"dial", closed}, 1, "conduit: dial " + closed},
+		{[]string{"dial", closed}, 1, "refused"},
+		{[]string{"dial", "tcp://127.0.0.1"}, 2, "port"},
+		{[]string{"dial", "--keepalive", "1s,2s", "tcp://127.0.0.1:1"}, 2, "AFTER,INTERVAL,PROBES"},
+		{[]string{"dial", "--stack", "bogus", "tcp://127.0.0.1:1"}, 2, "--stack"},
+		{[]string{"dial", "--cert", "x.pem", "tcp://127.0.0.1:1"}, 2, "--cert and --key"},
+		{[]string{"dial", "--nosuchflag", "tcp://127.0.0.1:1"}, 2, "flag provided but not defined"},
+		{[]string{"listen", "--echo", "--discard", "tcp://127.0.0.1:0"}, 2, "usage: conduit listen"},
+		{[]string{"listen", "tls://127.0.0.1:0"}, 1, "certificate"},
+		{[]string{"relay", "tcp://127.0.0.1:0"}, 2, "usage: conduit relay"},
+		{[]string{"bench"}, 2, "usage: conduit bench"},
+		{[]string{"completion", "fish"}, 2, "fish"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			code, _, errOut := runWithInput(t, nil, tc.args...)
+			require.Equal(t, tc.code, code, errOut)
+			require.Contains(t, errOut, tc.msg)
+			first, _, _ := strings.Cut(errOut, "\n")
+			if tc.code == 1 {
+				require.True(t, strings.HasPrefix(first, "conduit: "), "error line %q", first)
+			}
+		})
+	}
+}
+
+func TestHelpOfEverySubcommand(t *testing.T) {
+	for _, cmd := range []string{"resolve", "dial", "listen", "relay", "bench", "demo"} {
+		t.Run(cmd, func(t *testing.T) {
+			code, _, errOut := runWithInput(t, nil, cmd, "--help")
+			require.Equal(t, 0, code)
+			require.Contains(t, errOut, "usage: conduit "+cmd)
+		})
+	}
+}
+
+func TestCompletion(t *testing.T) {
+	code, out, _ := runWithInput(t, nil, "completion", "bash")
+	require.Equal(t, 0, code)
+	require.Contains(t, string(out), "complete -o nospace -F _conduit conduit")
+	code, out, _ = runWithInput(t, nil, "completion", "zsh")
+	require.Equal(t, 0, code)
+	require.Contains(t, string(out), "#compdef conduit")
+	if bash, err := exec.LookPath("bash"); err == nil {
+		cmd := exec.Command(bash, "-n")
+		cmd.Stdin = strings.NewReader(bashCompletion)
+		msg, err := cmd.CombinedOutput()
+		require.NoError(t, err, "bash -n: %s", msg)
+	}
+}
+
+func TestBenchJSON(t *testing.T) {
+	target := background(t, io.Discard, "listen", "--echo", "tcp://127.0.0.1:0")
+	code, out, errOut := runWithInput(t, nil, "bench", "--json", "--duration", "200ms", target)
+	require.Equal(t, 0, code, errOut)
+	var res benchResult
+	require.NoError(t, json.Unmarshal(out, &res))
+	require.Equal(t, target, res.URI)
+	require.Positive(t, res.BytesEchoed)
+	require.Positive(t, res.RoundTrips)
+	require.LessOrEqual(t, res.LatencyP50us, res.LatencyP99us)
+	require.LessOrEqual(t, res.LatencyP99us, res.LatencyMaxus)
+}
+
+// TestSignalStopsListenGracefully runs the real binary and sends it
+// SIGTERM.
+func TestSignalStopsListenGracefully(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the command")
+	}
+	bin := filepath.Join(t.TempDir(), "conduit")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	msg, err := build.CombinedOutput()
+	require.NoError(t, err, "%s", msg)
+	p := testutil.StartProcess(t, bin, "listen", "--echo", "tcp://127.0.0.1:0")
+	m := p.WaitLine(t, regexpListening, 30*time.Second)
+	require.NotEmpty(t, m[1])
+	c, err := net.Dial("tcp4", strings.TrimPrefix(m[1], "tcp://"))
+	require.NoError(t, err)
+	fmt.Fprint(c, "ping")
+	buf := make([]byte, 4)
+	_, err = io.ReadFull(c, buf)
+	require.NoError(t, err)
+	c.Close()
+	require.NoError(t, p.Signal(syscall.SIGTERM))
+	select {
+	case <-p.Exited():
+	case <-time.After(30 * time.Second):
+		t.Fatal("listen did not stop on SIGTERM")
+	}
+	require.Equal(t, 0, p.ExitCode(), p.Stderr())
+	_ = os.Remove(bin)
+}
+
+var regexpListening = regexp.MustCompile(`^listening on (\S+)$`)
+
+// safeBuffer is a bytes.Buffer safe for concurrent use.
+type safeBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *safeBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *safeBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

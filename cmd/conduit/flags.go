@@ -1,0 +1,158 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/conduit-go/conduit/conduit"
+	"github.com/conduit-go/conduit/resolver"
+	"github.com/conduit-go/conduit/tcpflow"
+	"github.com/conduit-go/conduit/tlsflow"
+)
+
+// usageError is a mistake in the command line: exit status 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
+
+// common holds the flags every subcommand that dials or listens takes.
+type common struct {
+	hosts     string
+	ca        string
+	cert      string
+	key       string
+	insecure  bool
+	keepalive string
+	timeout   time.Duration
+	trace     bool
+	stack     string
+	progress  string
+}
+
+func (c *common) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.hosts, "hosts", "", "a hosts `FILE` consulted before /etc/hosts")
+	fs.StringVar(&c.ca, "ca", "", "trust only the CA certificates of this PEM `FILE` (TLS)")
+	fs.StringVar(&c.cert, "cert", "", "certificate chain PEM `FILE`: the server's, or the client's for mTLS")
+	fs.StringVar(&c.key, "key", "", "private key PEM `FILE` of --cert")
+	fs.BoolVar(&c.insecure, "insecure-skip-verify", false, "DANGEROUS: accept any server certificate")
+	fs.StringVar(&c.keepalive, "keepalive", "", "TCP keepalive `AFTER,INTERVAL,PROBES`, for example 30s,10s,5")
+	fs.DurationVar(&c.timeout, "timeout", 10*time.Second, "give up resolving and connecting after this `DURATION`")
+	fs.BoolVar(&c.trace, "trace", false, "print the dial phases with timings on standard error")
+	fs.StringVar(&c.stack, "stack", "kernel", "TCP stack: kernel")
+	fs.StringVar(&c.progress, "progress", "auto", "show a live byte count on standard error: auto (when it is a terminal), on, off")
+}
+
+// parseKeepalive parses AFTER,INTERVAL,PROBES.
+func parseKeepalive(s string) (*tcpflow.Keepalive, error) {
+	if s == "" {
+		return nil, nil
+	}
+	parts := strings.Split(s, ",")
+	if len(parts) != 3 {
+		return nil, usagef("--keepalive %q: want AFTER,INTERVAL,PROBES, for example 30s,10s,5", s)
+	}
+	after, err1 := time.ParseDuration(parts[0])
+	interval, err2 := time.ParseDuration(parts[1])
+	probes, err3 := strconv.Atoi(parts[2])
+	if err := errors.Join(err1, err2, err3); err != nil {
+		return nil, usagef("--keepalive %q: %v", s, err)
+	}
+	if after < time.Second || interval < time.Second || probes < 1 {
+		return nil, usagef("--keepalive %q: AFTER and INTERVAL must be at least 1s and PROBES at least 1", s)
+	}
+	return &tcpflow.Keepalive{After: after, Interval: interval, Probes: probes}, nil
+}
+
+// build makes the Conduit the flags describe.
+func (c *common) build() (*conduit.Conduit, *tcpflow.Keepalive, error) {
+	if c.stack != "kernel" {
+		return nil, nil, usagef("--stack %q: only the kernel stack is available", c.stack)
+	}
+	ka, err := parseKeepalive(c.keepalive)
+	if err != nil {
+		return nil, nil, err
+	}
+	if (c.cert == "") != (c.key == "") {
+		return nil, nil, usagef("--cert and --key go together")
+	}
+	cfg := &conduit.Config{Keepalive: ka}
+	client := &tlsflow.Config{InsecureSkipVerify: c.insecure}
+	server := &tlsflow.Config{}
+	if c.ca != "" {
+		pool, err := tlsflow.NewCertPoolFromFile(c.ca)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--ca: %w", err)
+		}
+		client.RootCAs = pool
+		server.ClientCAs = pool
+		server.ClientAuth = tls.VerifyClientCertIfGiven
+	}
+	if c.cert != "" {
+		r, err := tlsflow.LoadKeyPair(c.cert, c.key)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--cert/--key: %w", err)
+		}
+		server.GetCertificate = r.GetCertificate
+		client.Certificates = []tls.Certificate{*r.Certificate()}
+	}
+	cfg.TLS = conduit.TLSConfig{Client: client, Server: server}
+	if c.hosts != "" {
+		if _, err := os.Stat(c.hosts); err != nil {
+			return nil, nil, fmt.Errorf("--hosts: %w", err)
+		}
+		res, err := resolver.New(&resolver.Config{HostsFile: c.hosts})
+		if err != nil {
+			return nil, nil, err
+		}
+		cfg.Resolver = res
+	}
+	return conduit.New(cfg), ka, nil
+}
+
+// traceContext adds a Trace printing the dial phases to w when on.
+func traceContext(ctx context.Context, on bool, w io.Writer) context.Context {
+	if !on {
+		return ctx
+	}
+	start := time.Now()
+	since := func() string { return fmt.Sprintf("%8.3fms", float64(time.Since(start).Microseconds())/1000) }
+	pr := newLockedWriter(w)
+	return conduit.WithTrace(ctx, &conduit.Trace{
+		ResolveStart: func(uri string) { pr.printf("%s resolve %s\n", since(), uri) },
+		ResolveDone: func(uri string, eps []resolver.Endpoint, err error) {
+			if err != nil {
+				pr.printf("%s resolve failed: %v\n", since(), err)
+				return
+			}
+			for _, ep := range eps {
+				pr.printf("%s   -> %s\n", since(), ep)
+			}
+		},
+		ConnectStart: func(ep resolver.Endpoint) { pr.printf("%s connect %s\n", since(), ep) },
+		ConnectDone: func(ep resolver.Endpoint, err error) {
+			if err != nil {
+				pr.printf("%s connect %s failed: %v\n", since(), ep, err)
+				return
+			}
+			pr.printf("%s connected %s\n", since(), ep)
+		},
+		TLSHandshakeStart: func(ep resolver.Endpoint) { pr.printf("%s tls handshake %s\n", since(), ep) },
+		TLSHandshakeDone: func(ep resolver.Endpoint, st tls.ConnectionState, err error) {
+			if err != nil {
+				pr.printf("%s tls handshake failed: %v\n", since(), err)
+				return
+			}
+			pr.printf("%s tls done: %s, %s, alpn %q\n", since(), tls.VersionName(st.Version), tls.CipherSuiteName(st.CipherSuite), st.NegotiatedProtocol)
+		},
+	})
+}
