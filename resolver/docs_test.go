@@ -20,7 +20,7 @@ type docExample struct {
 	listen bool
 	uri    string
 	want   []string // endpoint strings, or nil for an error
-	err    string   // "ErrMalformedURI", "ErrUnknownScheme" or "ErrNotFound"
+	err    string   // "ErrMalformedURI", "ErrUnknownScheme", "ErrNotFound" or "ErrServiceUnavailable"
 }
 
 var backticked = regexp.MustCompile("`([^`]*)`")
@@ -77,9 +77,10 @@ func TestDocExamples(t *testing.T) {
 	require.Greater(t, len(examples), 50, "too few examples found in docs/uris.md")
 	r := newTestResolver(t, nil)
 	sentinels := map[string]error{
-		"ErrMalformedURI":  resolver.ErrMalformedURI,
-		"ErrUnknownScheme": resolver.ErrUnknownScheme,
-		"ErrNotFound":      resolver.ErrNotFound,
+		"ErrMalformedURI":       resolver.ErrMalformedURI,
+		"ErrUnknownScheme":      resolver.ErrUnknownScheme,
+		"ErrNotFound":           resolver.ErrNotFound,
+		"ErrServiceUnavailable": resolver.ErrServiceUnavailable,
 	}
 	for _, ex := range examples {
 		t.Run(ex.uri, func(t *testing.T) {

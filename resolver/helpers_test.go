@@ -7,10 +7,12 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/conduit-go/conduit/resolver"
+	"github.com/conduit-go/conduit/resolver/dnsstub"
 )
 
 // fakeLookup is the LookupHost of the tests: a fixed zone, honouring ctx.
@@ -28,6 +30,10 @@ func fakeLookup(ctx context.Context, host string) ([]netip.Addr, error) {
 			netip.MustParseAddr("192.0.2.20"), netip.MustParseAddr("2001:db8::20"),
 			netip.MustParseAddr("192.0.2.21"),
 		}, nil
+	case "a.svc.test":
+		return []netip.Addr{netip.MustParseAddr("192.0.2.31")}, nil
+	case "b.svc.test":
+		return []netip.Addr{netip.MustParseAddr("192.0.2.32"), netip.MustParseAddr("2001:db8::32")}, nil
 	case "empty.example":
 		return nil, nil
 	case "servfail.example":
@@ -41,6 +47,31 @@ func fakeLookup(ctx context.Context, host string) ([]netip.Addr, error) {
 	return []netip.Addr{netip.MustParseAddr("192.0.2.99")}, nil
 }
 
+// fakeSRV is the LookupSRV of the tests.
+func fakeSRV(ctx context.Context, name string) ([]dnsstub.SRV, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	rec := func(target string, port, prio, weight uint16) dnsstub.SRV {
+		return dnsstub.SRV{Target: target, Port: port, Priority: prio, Weight: weight, TTL: time.Minute}
+	}
+	switch name {
+	case "_http._tcp.svc.test":
+		return []dnsstub.SRV{rec("b.svc.test.", 8081, 20, 0), rec("a.svc.test.", 8080, 10, 5)}, nil
+	case "_https._tcp.svc.test":
+		return []dnsstub.SRV{rec("a.svc.test.", 8443, 1, 0)}, nil
+	case "_ldap._tcp.down.test":
+		return []dnsstub.SRV{rec(".", 0, 0, 0)}, nil
+	case "_http._tcp.web.default.svc.cluster.local":
+		return []dnsstub.SRV{rec("10-0-0-5.web.default.svc.cluster.local.", 80, 0, 100)}, nil
+	case "_web._tcp.service.consul":
+		return []dnsstub.SRV{rec("node1.node.dc1.consul.", 21000, 1, 1)}, nil
+	case "_ssh._tcp.broken.test":
+		return nil, errors.New("backend exploded")
+	}
+	return nil, &dnsstub.Error{Name: name, Type: "SRV", Err: dnsstub.ErrNXDomain}
+}
+
 // newTestResolver returns a resolver with the fake lookup and no hosts file.
 func newTestResolver(t testing.TB, cfg *resolver.Config) *resolver.URIResolver {
 	t.Helper()
@@ -49,6 +80,9 @@ func newTestResolver(t testing.TB, cfg *resolver.Config) *resolver.URIResolver {
 	}
 	if cfg.LookupHost == nil {
 		cfg.LookupHost = fakeLookup
+	}
+	if cfg.LookupSRV == nil {
+		cfg.LookupSRV = fakeSRV
 	}
 	if cfg.HostsFile == "" {
 		cfg.HostsFile = "-"

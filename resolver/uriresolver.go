@@ -3,13 +3,23 @@ package resolver
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
+	"time"
+
+	"github.com/conduit-go/conduit/resolver/dnsstub"
 )
+
+// DefaultResolvConf is the resolv.conf(5) file a resolver reads when
+// Config.DNS is nil.
+const DefaultResolvConf = "/etc/resolv.conf"
 
 // Config configures a URIResolver. The zero value (or a nil *Config) is
 // valid: the system's hosts file and resolver, and the built-in services.
@@ -40,6 +50,34 @@ type Config struct {
 	// called concurrently.
 	LookupHost func(ctx context.Context, host string) ([]netip.Addr, error)
 
+	// DNS configures the DNS stub resolver (package dnsstub) used for
+	// host names when LookupHost is nil and for SRV records when LookupSRV
+	// is nil. Nil means DefaultResolvConf read by dnsstub.ReadResolvConf,
+	// or, when it cannot be read, the system resolver
+	// (net.DefaultResolver). New copies it.
+	DNS *dnsstub.Config
+
+	// LookupSRV looks up the SRV records of a name such as
+	// "_http._tcp.example.com" (srv:// and SCHEME+srv:// URIs). Nil means
+	// the DNS stub (or net.DefaultResolver.LookupSRV without one). A name
+	// without records should give an error matching ErrNotFound. It may be
+	// called concurrently.
+	LookupSRV func(ctx context.Context, name string) ([]dnsstub.SRV, error)
+
+	// Rand is the random source for the weighted order of SRV targets
+	// (RFC 2782) and the jitter of Watch. Nil means math/rand/v2's global
+	// source. New wraps it with a lock: it need not be safe for
+	// concurrent use, but must not be used elsewhere.
+	Rand rand.Source
+
+	// After is the timer of Watch; nil means time.After. Tests replace it
+	// to advance time without sleeping.
+	After func(d time.Duration) <-chan time.Time
+
+	// RefreshInterval is how often Watch re-resolves a name whose lookup
+	// gives no TTL (LookupHost, the system resolver). 0 means 30 s.
+	RefreshInterval time.Duration
+
 	// PreferIPv4 puts the IPv4 addresses of a name before its IPv6 ones,
 	// keeping the order within each family. By default the order of the
 	// lookup is kept. (conduit's Happy Eyeballs interleaves the families
@@ -53,9 +91,22 @@ type URIResolver struct {
 	hosts      map[string][]netip.Addr // Config.Hosts, normalised
 	fileHosts  map[string][]netip.Addr // the hosts file
 	services   map[string]Service
-	lookup     func(ctx context.Context, host string) ([]netip.Addr, error)
+	lookup     func(ctx context.Context, host string) ([]netip.Addr, time.Duration, error)
+	lookupSRV  func(ctx context.Context, name string) ([]dnsstub.SRV, error)
+	stub       *dnsstub.Stub // nil when neither lookup uses it
 	preferIPv4 bool
-	closed     atomic.Bool
+	randMu     sync.Mutex
+	rand       *rand.Rand // nil: the global source
+	after      func(d time.Duration) <-chan time.Time
+	refresh    time.Duration
+
+	// ctx ends every Watch goroutine; Close cancels it and waits for them
+	// (wg), so that none outlives the resolver or uses the closed stub.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	mu     sync.Mutex // orders wg.Add in Watch before Close's wg.Wait
+	closed atomic.Bool
 }
 
 var _ Resolver = (*URIResolver)(nil)
@@ -74,19 +125,29 @@ func New(cfg *Config) (*URIResolver, error) {
 	r := &URIResolver{
 		hosts:      make(map[string][]netip.Addr, len(cfg.Hosts)),
 		services:   services,
-		lookup:     cfg.LookupHost,
+		lookupSRV:  cfg.LookupSRV,
 		preferIPv4: cfg.PreferIPv4,
+		after:      cfg.After,
+		refresh:    cfg.RefreshInterval,
+	}
+	if cfg.Rand != nil {
+		r.rand = rand.New(cfg.Rand)
+	}
+	if r.after == nil {
+		r.after = time.After
+	}
+	if r.refresh <= 0 {
+		r.refresh = 30 * time.Second
 	}
 	// Sorted, so that "Host" and "host" merge the same way every time.
 	for _, name := range slices.Sorted(maps.Keys(cfg.Hosts)) {
 		k := hostsKey(name)
 		r.hosts[k] = appendUnique(r.hosts[k], cfg.Hosts[name]...)
 	}
-	if r.lookup == nil {
-		r.lookup = func(ctx context.Context, host string) ([]netip.Addr, error) {
-			return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
-		}
+	if err := r.setLookups(cfg); err != nil {
+		return nil, err
 	}
+	r.ctx, r.cancel = context.WithCancel(context.Background())
 	switch path := cfg.HostsFile; path {
 	case "-":
 	case "":
@@ -94,6 +155,7 @@ func New(cfg *Config) (*URIResolver, error) {
 		fallthrough
 	default:
 		if r.fileHosts, err = readHostsFile(path); err != nil {
+			r.Close()
 			return nil, err
 		}
 	}
@@ -115,36 +177,118 @@ func (r *URIResolver) ResolveListen(ctx context.Context, uri string) ([]Endpoint
 	return r.resolve(ctx, uri, true)
 }
 
-// Close releases the resolver's resources. It is idempotent; Resolve and
-// ResolveListen fail afterwards with an error matching net.ErrClosed.
-func (r *URIResolver) Close() error {
-	r.closed.Store(true)
+// setLookups sets r.lookup and r.lookupSRV from cfg, creating the DNS
+// stub when one of them needs it.
+func (r *URIResolver) setLookups(cfg *Config) error {
+	if cfg.LookupHost == nil || cfg.LookupSRV == nil {
+		dnsCfg := cfg.DNS
+		if dnsCfg == nil {
+			dnsCfg, _ = dnsstub.ReadResolvConf(DefaultResolvConf) // nil when unreadable
+		}
+		if dnsCfg != nil {
+			stub, err := dnsstub.New(dnsCfg)
+			if err != nil {
+				return fmt.Errorf("resolver: %w", err)
+			}
+			r.stub = stub
+		}
+	}
+	switch {
+	case cfg.LookupHost != nil:
+		r.lookup = func(ctx context.Context, host string) ([]netip.Addr, time.Duration, error) {
+			addrs, err := cfg.LookupHost(ctx, host)
+			return addrs, 0, err
+		}
+	case r.stub != nil:
+		r.lookup = r.stub.LookupHostTTL
+	default:
+		r.lookup = func(ctx context.Context, host string) ([]netip.Addr, time.Duration, error) {
+			addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+			return addrs, 0, err
+		}
+	}
+	switch {
+	case r.lookupSRV != nil:
+	case r.stub != nil:
+		r.lookupSRV = r.stub.LookupSRV
+	default:
+		r.lookupSRV = systemLookupSRV
+	}
 	return nil
 }
 
-// knownService reports whether scheme is in the service table.
+// systemLookupSRV is LookupSRV through net.DefaultResolver (no TTL).
+func systemLookupSRV(ctx context.Context, name string) ([]dnsstub.SRV, error) {
+	_, recs, err := net.DefaultResolver.LookupSRV(ctx, "", "", name)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]dnsstub.SRV, len(recs))
+	for i, r := range recs {
+		out[i] = dnsstub.SRV{Target: r.Target, Port: r.Port, Priority: r.Priority, Weight: r.Weight}
+	}
+	return out, nil
+}
+
+// Close stops the Watch goroutines (closing their channels), releases
+// the DNS stub, and makes Resolve and ResolveListen fail with an error
+// matching net.ErrClosed. It is idempotent.
+func (r *URIResolver) Close() error {
+	r.mu.Lock()
+	already := r.closed.Swap(true)
+	r.mu.Unlock()
+	if already {
+		return nil
+	}
+	if r.cancel != nil {
+		r.cancel()
+	}
+	r.wg.Wait()
+	if r.stub != nil {
+		r.stub.Close()
+	}
+	return nil
+}
+
+// knownService reports whether scheme is in the service table, or is srv
+// or SCHEME+srv for a service SCHEME.
 func (r *URIResolver) knownService(scheme string) bool {
-	_, ok := r.services[scheme]
+	if _, ok := r.services[scheme]; ok {
+		return true
+	}
+	_, ok := r.srvScheme(scheme)
 	return ok
 }
 
 func (r *URIResolver) resolve(ctx context.Context, uri string, listen bool) ([]Endpoint, error) {
+	eps, _, err := r.resolveTTL(ctx, uri, listen)
+	return eps, err
+}
+
+// resolveTTL is resolve that also says how long the answer is valid: a
+// negative TTL for an answer that never changes, 0 when unknown.
+func (r *URIResolver) resolveTTL(ctx context.Context, uri string, listen bool) ([]Endpoint, time.Duration, error) {
 	if r.closed.Load() {
-		return nil, &URIError{URI: uri, Err: errClosed}
+		return nil, 0, &URIError{URI: uri, Err: errClosed}
 	}
 	p, err := parse(uri, r.knownService)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	switch p.kind {
 	case schemeUnix:
-		return []Endpoint{Unix{Path: p.path}}, nil
+		return []Endpoint{Unix{Path: p.path}}, -1, nil
 	case schemeTLSUnix:
-		return []Endpoint{TLS{ServerName: p.serverName("localhost"), Inner: Unix{Path: p.path}}}, nil
+		return []Endpoint{TLS{ServerName: p.serverName("localhost"), Inner: Unix{Path: p.path}}}, -1, nil
 	case schemeVchan:
-		return []Endpoint{p.vchan()}, nil
+		return []Endpoint{p.vchan()}, -1, nil
 	case schemeTLSVchan:
-		return []Endpoint{TLS{ServerName: p.serverName("localhost"), Inner: p.vchan()}}, nil
+		return []Endpoint{TLS{ServerName: p.serverName("localhost"), Inner: p.vchan()}}, -1, nil
+	}
+	if _, isService := r.services[p.scheme]; !isService && p.kind == schemeService {
+		if base, ok := r.srvScheme(p.scheme); ok {
+			return r.resolveSRV(ctx, uri, p, base, listen)
+		}
 	}
 
 	port, tls := p.port, p.kind == schemeTLS
@@ -156,19 +300,20 @@ func (r *URIResolver) resolve(ctx context.Context, uri string, listen bool) ([]E
 		}
 	}
 	if port == 0 && !listen {
-		return nil, malformed(uri, "port 0 is only valid to listen on")
+		return nil, 0, malformed(uri, "port 0 is only valid to listen on")
 	}
 	var addrs []netip.Addr
+	ttl := time.Duration(-1)
 	switch {
 	case p.addr.IsValid():
 		addrs = []netip.Addr{p.addr}
 	case p.host == "" && listen:
 		addrs = []netip.Addr{netip.IPv4Unspecified()}
 	case p.host == "":
-		return nil, malformed(uri, "empty host")
+		return nil, 0, malformed(uri, "empty host")
 	default:
-		if addrs, err = r.lookupHost(ctx, p.host); err != nil {
-			return nil, &URIError{URI: uri, Err: err}
+		if addrs, ttl, err = r.lookupHost(ctx, p.host); err != nil {
+			return nil, 0, &URIError{URI: uri, Err: err}
 		}
 	}
 	serverName := p.host
@@ -188,7 +333,7 @@ func (r *URIResolver) resolve(ctx context.Context, uri string, listen bool) ([]E
 		}
 		eps = append(eps, ep)
 	}
-	return eps, nil
+	return eps, ttl, nil
 }
 
 // serverName returns the sni query parameter, or def.
@@ -217,9 +362,12 @@ func isLocalhost(key string) bool {
 // hosts file, the loopback addresses for localhost, or LookupHost, first
 // match wins. The result is non-empty, deduplicated, IPv4-mapped addresses
 // unmapped, and ordered by Config.PreferIPv4.
-func (r *URIResolver) lookupHost(ctx context.Context, host string) ([]netip.Addr, error) {
+//
+// The TTL is negative for the static tables, 0 when the lookup gives none.
+func (r *URIResolver) lookupHost(ctx context.Context, host string) ([]netip.Addr, time.Duration, error) {
 	key := hostsKey(host)
 	var addrs []netip.Addr
+	ttl := time.Duration(-1)
 	if a, ok := r.hosts[key]; ok && len(a) > 0 {
 		addrs = a
 	} else if a, ok := r.fileHosts[key]; ok && len(a) > 0 {
@@ -228,12 +376,13 @@ func (r *URIResolver) lookupHost(ctx context.Context, host string) ([]netip.Addr
 		addrs = []netip.Addr{netip.AddrFrom4([4]byte{127, 0, 0, 1}), netip.IPv6Loopback()}
 	} else {
 		if err := ctx.Err(); err != nil {
-			return nil, &lookupError{host: host, err: err}
+			return nil, 0, &lookupError{host: host, err: err}
 		}
-		found, err := r.lookup(ctx, host)
+		found, t, err := r.lookup(ctx, host)
 		if err != nil {
-			return nil, &lookupError{host: host, err: err}
+			return nil, 0, &lookupError{host: host, err: err}
 		}
+		ttl = t
 		for _, a := range found {
 			if a.Is4In6() {
 				a = a.Unmap()
@@ -241,7 +390,7 @@ func (r *URIResolver) lookupHost(ctx context.Context, host string) ([]netip.Addr
 			addrs = appendUnique(addrs, a)
 		}
 		if len(addrs) == 0 {
-			return nil, &lookupError{host: host, err: ErrNotFound}
+			return nil, 0, &lookupError{host: host, err: ErrNotFound}
 		}
 	}
 	if r.preferIPv4 {
@@ -256,7 +405,7 @@ func (r *URIResolver) lookupHost(ctx context.Context, host string) ([]netip.Addr
 		}
 		addrs = append(v4, v6...)
 	}
-	return addrs, nil
+	return addrs, ttl, nil
 }
 
 // A lookupError is a failed host lookup. It matches ErrNotFound when the
@@ -272,6 +421,10 @@ func (e *lookupError) Error() string {
 	if errors.As(e.err, &dnsErr) && dnsErr.Name != "" {
 		return e.err.Error() // "lookup HOST on SERVER: …" already names the host
 	}
+	var stubErr *dnsstub.Error
+	if errors.As(e.err, &stubErr) {
+		return e.err.Error() // "dns: lookup NAME TYPE: …"
+	}
 	return "lookup " + e.host + ": " + e.err.Error()
 }
 
@@ -280,6 +433,9 @@ func (e *lookupError) Unwrap() error { return e.err }
 func (e *lookupError) Is(target error) bool {
 	if target != ErrNotFound {
 		return false
+	}
+	if errors.Is(e.err, dnsstub.ErrNotFound) {
+		return true
 	}
 	var dnsErr *net.DNSError
 	return errors.As(e.err, &dnsErr) && dnsErr.IsNotFound
