@@ -61,7 +61,7 @@ Flags:`)
 	if err != nil {
 		return fail(stderr, err)
 	}
-	defer c.Close()
+	defer func() { c.Close(); com.close() }()
 	dial := func() (conduit.Flow, error) {
 		dctx, cancel := context.WithTimeout(ctx, com.timeout)
 		defer cancel()

@@ -242,3 +242,26 @@ func (s *safeBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestSRVThroughDnsmasq publishes a listener in a real DNS server and
+// resolves and dials it by SRV with --nameserver.
+func TestSRVThroughDnsmasq(t *testing.T) {
+	target := background(t, io.Discard, "listen", "--echo", "tcp://127.0.0.1:0")
+	port := target[strings.LastIndexByte(target, ':')+1:]
+	ns := testutil.Dnsmasq(t, "echo.test",
+		"--host-record=echo.test,127.0.0.1",
+		"--srv-host=_echo._tcp.echo.test,echo.test,"+port+",10,5")
+	code, out, errOut := runWithInput(t, nil, "resolve", "--nameserver", ns.String(), "srv://_echo._tcp.echo.test")
+	require.Equal(t, 0, code, errOut)
+	require.Equal(t, "tcp://echo.test=127.0.0.1:"+port+"\n", string(out))
+
+	data := payload(256 << 10)
+	code, out, errOut = runWithInput(t, data, "dial", "--nameserver", ns.String(), "srv://_echo._tcp.echo.test")
+	require.Equal(t, 0, code, errOut)
+	require.True(t, bytes.Equal(data, out))
+
+	code, _, errOut = runWithInput(t, nil, "dial", "--nameserver", ns.String(), "tcp://nosuch.test:80")
+	require.Equal(t, 1, code)
+	require.Contains(t, errOut, "nosuch.test")
+	require.Contains(t, errOut, "no such host")
+}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/conduit-go/conduit/conduit"
+	"github.com/conduit-go/conduit/resolver"
 )
 
 // demoRow is one transport the demo exercises: it listens on listenURI
@@ -24,12 +25,17 @@ type demoRow struct {
 	listenURI string
 	dialURI   string // "" means the listener's URI
 	note      string
+	// srvService, when set, publishes the listener's port as the SRV
+	// record _SERVICE._tcp.demo.test on the demo's DNS server.
+	srvService string
 }
 
-// demoEnv is what the rows share: a Conduit and a scratch directory.
+// demoEnv is what the rows share: a Conduit, a scratch directory and
+// the DNS server.
 type demoEnv struct {
 	c   *conduit.Conduit
 	dir string
+	dns *demoDNS
 }
 
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -105,6 +111,9 @@ func (env *demoEnv) exercise(ctx context.Context, row demoRow, size int) (string
 	if uri == "" {
 		uri = ln.URI()
 	}
+	if row.srvService != "" {
+		env.dns.register(row.srvService, tcpPort(ln.Endpoint()))
+	}
 	start := time.Now()
 	f, err := env.c.Dial(ctx, uri)
 	if err != nil {
@@ -150,8 +159,40 @@ func demoSetup(ctx context.Context, dir string) (*demoEnv, []demoRow, func(), er
 		return nil, nil, nil, err
 	}
 	rows = append(rows, tlsRows...)
-	env := &demoEnv{c: conduit.New(cfg), dir: dir}
+
+	// Service discovery: a DNS server of our own on loopback publishes
+	// the SRV records of the listeners below.
+	dnsSrv, ns, err := startDemoDNS()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	res, err := demoResolver(ns)
+	if err != nil {
+		dnsSrv.close()
+		return nil, nil, nil, err
+	}
+	cfg.Resolver = res
+	rows = append(rows,
+		demoRow{name: "srv", listenURI: "tcp://127.0.0.1:0", srvService: "echo",
+			dialURI: "srv://_echo._tcp." + demoServerName, note: "SRV record from the demo's DNS server"},
+		demoRow{name: "https+srv", listenURI: "tls://127.0.0.1:0?sni=" + demoServerName, srvService: "https",
+			dialURI: "https+srv://" + demoServerName, note: "SRV _https._tcp." + demoServerName + ", then TLS"},
+	)
+	env := &demoEnv{c: conduit.New(cfg), dir: dir, dns: dnsSrv}
 	return env, rows, func() {
 		env.c.Close()
+		res.Close()
+		dnsSrv.close()
 	}, nil
+}
+
+// tcpPort is the TCP port of an endpoint (through TLS), or 0.
+func tcpPort(ep resolver.Endpoint) uint16 {
+	switch e := ep.(type) {
+	case resolver.TCP:
+		return e.Addr.Port()
+	case resolver.TLS:
+		return tcpPort(e.Inner)
+	}
+	return 0
 }

@@ -44,7 +44,7 @@ Flags:`)
 	if err != nil {
 		return fail(stderr, err)
 	}
-	defer c.Close()
+	defer func() { c.Close(); com.close() }()
 
 	dctx, cancel := context.WithTimeout(ctx, com.timeout)
 	f, err := c.Dial(traceContext(dctx, com.trace, stderr), uri)

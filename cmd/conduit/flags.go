@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/conduit-go/conduit/conduit"
 	"github.com/conduit-go/conduit/resolver"
+	"github.com/conduit-go/conduit/resolver/dnsstub"
 	"github.com/conduit-go/conduit/tcpflow"
 	"github.com/conduit-go/conduit/tlsflow"
 )
@@ -27,19 +29,54 @@ func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(f
 
 // common holds the flags every subcommand that dials or listens takes.
 type common struct {
-	hosts     string
-	ca        string
-	cert      string
-	key       string
-	insecure  bool
-	keepalive string
-	timeout   time.Duration
-	trace     bool
-	stack     string
-	progress  string
+	nameservers nameservers
+	hosts       string
+	ca          string
+	cert        string
+	key         string
+	insecure    bool
+	keepalive   string
+	timeout     time.Duration
+	trace       bool
+	stack       string
+	progress    string
+
+	closeResolver func() error // of the resolver build made, if any
+}
+
+// close releases what build made besides the Conduit.
+func (c *common) close() {
+	if c.closeResolver != nil {
+		c.closeResolver()
+	}
+}
+
+// nameservers is the repeatable --nameserver flag.
+type nameservers []netip.AddrPort
+
+func (n *nameservers) String() string {
+	s := make([]string, len(*n))
+	for i, a := range *n {
+		s[i] = a.String()
+	}
+	return strings.Join(s, ",")
+}
+
+func (n *nameservers) Set(v string) error {
+	ap, err := netip.ParseAddrPort(v)
+	if err != nil {
+		a, err2 := netip.ParseAddr(v)
+		if err2 != nil {
+			return fmt.Errorf("want an IP address and port such as 127.0.0.1:53 or [::1]:5353")
+		}
+		ap = netip.AddrPortFrom(a, 53)
+	}
+	*n = append(*n, ap)
+	return nil
 }
 
 func (c *common) register(fs *flag.FlagSet) {
+	fs.Var(&c.nameservers, "nameserver", "ask this DNS server `HOST:PORT` instead of resolv.conf's (repeatable)")
 	fs.StringVar(&c.hosts, "hosts", "", "a hosts `FILE` consulted before /etc/hosts")
 	fs.StringVar(&c.ca, "ca", "", "trust only the CA certificates of this PEM `FILE` (TLS)")
 	fs.StringVar(&c.cert, "cert", "", "certificate chain PEM `FILE`: the server's, or the client's for mTLS")
@@ -106,15 +143,23 @@ func (c *common) build() (*conduit.Conduit, *tcpflow.Keepalive, error) {
 		client.Certificates = []tls.Certificate{*r.Certificate()}
 	}
 	cfg.TLS = conduit.TLSConfig{Client: client, Server: server}
-	if c.hosts != "" {
-		if _, err := os.Stat(c.hosts); err != nil {
-			return nil, nil, fmt.Errorf("--hosts: %w", err)
+	if c.hosts != "" || len(c.nameservers) > 0 {
+		rc := &resolver.Config{}
+		if c.hosts != "" {
+			if _, err := os.Stat(c.hosts); err != nil {
+				return nil, nil, fmt.Errorf("--hosts: %w", err)
+			}
+			rc.HostsFile = c.hosts
 		}
-		res, err := resolver.New(&resolver.Config{HostsFile: c.hosts})
+		if len(c.nameservers) > 0 {
+			rc.DNS = &dnsstub.Config{Nameservers: c.nameservers, Timeout: min(c.timeout, 2*time.Second)}
+		}
+		res, err := resolver.New(rc)
 		if err != nil {
 			return nil, nil, err
 		}
 		cfg.Resolver = res
+		c.closeResolver = res.Close
 	}
 	return conduit.New(cfg), ka, nil
 }

@@ -48,7 +48,7 @@ Flags:`)
 	if err != nil {
 		return fail(stderr, err)
 	}
-	defer c.Close()
+	defer func() { c.Close(); com.close() }()
 	opts := []conduit.ListenOption{conduit.WithMaxConns(*maxConns), conduit.WithGracePeriod(*grace)}
 	if ka != nil {
 		opts = append(opts, conduit.WithKeepalive(*ka))

@@ -6,17 +6,16 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"time"
 
-	"github.com/conduit-go/conduit/conduit"
 	"github.com/conduit-go/conduit/resolver"
 )
 
 func runResolve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("resolve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	var com common
+	com.register(fs)
 	asJSON := fs.Bool("json", false, "print a JSON array of endpoint objects")
-	timeout := fs.Duration("timeout", 10*time.Second, "give up after this long")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, `usage: conduit resolve [--json] [--timeout D] URI
 
@@ -25,7 +24,10 @@ Prints the endpoints URI resolves to, in dial order, one per line.
 Examples:
   conduit resolve tcp://localhost:8080
   conduit resolve https://example.com
-  conduit resolve --json tls+unix:///run/app.sock?sni=app`)
+  conduit resolve --json tls+unix:///run/app.sock?sni=app
+  conduit resolve --nameserver 127.0.0.1:5353 https+srv://svc.test
+
+Flags:`)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -35,11 +37,14 @@ Examples:
 		fs.Usage()
 		return 2
 	}
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	c, _, err := com.build()
+	if err != nil {
+		return fail(stderr, err)
+	}
+	defer func() { c.Close(); com.close() }()
+	ctx, cancel := context.WithTimeout(ctx, com.timeout)
 	defer cancel()
-	c := conduit.New(nil)
-	defer c.Close()
-	eps, err := c.Resolve(ctx, fs.Arg(0))
+	eps, err := c.Resolve(traceContext(ctx, com.trace, stderr), fs.Arg(0))
 	if err != nil {
 		return fail(stderr, err)
 	}

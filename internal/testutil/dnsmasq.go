@@ -1,0 +1,72 @@
+package testutil
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// DnsmasqPath finds dnsmasq, also in /usr/sbin (often not in PATH), or
+// skips the test (fails it when peers are required).
+func DnsmasqPath(t testing.TB) string {
+	t.Helper()
+	if p, err := exec.LookPath("dnsmasq"); err == nil {
+		return p
+	}
+	if _, err := os.Stat("/usr/sbin/dnsmasq"); err == nil {
+		return "/usr/sbin/dnsmasq"
+	}
+	return RequirePeer(t, "dnsmasq", "dnsmasq-base")
+}
+
+// Dnsmasq starts dnsmasq authoritative for *.test on a free loopback
+// port, with the given extra options (such as
+// "--host-record=web.test,127.0.0.5" or
+// "--srv-host=_echo._tcp.web.test,web.test,8080"), and returns its
+// address once it answers an A query for probe. It asks no upstream
+// server and reads no system file.
+func Dnsmasq(t testing.TB, probe string, records ...string) netip.AddrPort {
+	t.Helper()
+	path := DnsmasqPath(t)
+	for try := 0; try < 5; try++ {
+		pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := pc.LocalAddr().(*net.UDPAddr).Port
+		pc.Close()
+		args := append([]string{
+			"--no-daemon", fmt.Sprintf("--port=%d", port),
+			"--listen-address=127.0.0.1", "--bind-interfaces",
+			"--no-resolv", "--no-hosts", "--conf-file=/dev/null", "--pid-file=",
+			"--log-facility=-", "--local=/test/", "--local-ttl=60",
+		}, records...)
+		p := StartProcess(t, path, args...)
+		addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port))
+		c := &dns.Client{Timeout: 200 * time.Millisecond}
+		q := new(dns.Msg)
+		q.SetQuestion(dns.Fqdn(probe), dns.TypeA)
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+			select {
+			case <-p.Exited():
+				t.Logf("dnsmasq exited (port %d taken?): %s", port, p.Stderr())
+				goto next
+			default:
+			}
+			if m, _, err := c.Exchange(q, addr.String()); err == nil && len(m.Answer) > 0 {
+				return addr
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		t.Fatalf("dnsmasq did not answer: %s", p.Stderr())
+	next:
+	}
+	t.Fatal("could not start dnsmasq")
+	return netip.AddrPort{}
+}
