@@ -45,14 +45,12 @@ func (e *Error) Error() string {
 	if e.Addr.IsValid() {
 		s += " " + e.Addr.String()
 	}
-	switch {
-	case e.Kind != nil && e.Err != nil:
-		return fmt.Sprintf("%s: %v (%v)", s, e.Kind, e.Err)
-	case e.Kind != nil:
+	// The kind says it all; the cause (an errno inside a *net.OpError
+	// repeating the address) stays reachable with errors.As.
+	if e.Kind != nil {
 		return fmt.Sprintf("%s: %v", s, e.Kind)
-	default:
-		return fmt.Sprintf("%s: %v", s, e.Err)
 	}
+	return fmt.Sprintf("%s: %v", s, e.Err)
 }
 
 // Unwrap returns the underlying cause.
