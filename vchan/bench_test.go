@@ -1,0 +1,179 @@
+package vchan
+
+import (
+	"context"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/conduit-go/conduit/internal/testutil"
+)
+
+// benchPairs are the transports compared in one run: a vchan over the
+// shared-memory backend and a Unix stream socket, both between two
+// goroutines of this process.
+var benchPairs = []struct {
+	name string
+	pair func(b *testing.B) (a, c net.Conn)
+}{
+	{"vchan", func(b *testing.B) (net.Conn, net.Conn) {
+		srv, cli := shmPair(b, &Config{Dir: testStore(b)})
+		return srv, cli
+	}},
+	{"unix", unixPair},
+}
+
+func unixPair(b *testing.B) (net.Conn, net.Conn) {
+	l, err := net.Listen("unix", filepath.Join(b.TempDir(), "s"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	ch := make(chan net.Conn, 1)
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			b.Error(err)
+		}
+		ch <- c
+	}()
+	c, err := net.Dial("unix", l.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	a := <-ch
+	b.Cleanup(func() { a.Close(); c.Close() })
+	return a, c
+}
+
+// procConn starts a helper process serving both transports and connects
+// to it over network ("vchan" or "unix"), telling it mode: 's' (sink,
+// ack at EOF) or 'e' (echo).
+func procConn(b *testing.B, network string, mode byte) net.Conn {
+	dir := testStore(b)
+	p := startHelperB(b, "serve", dir)
+	m := p.WaitLine(b, regexp.MustCompile(`^ready (\d+)$`), 30*time.Second)
+	domid, _ := strconv.Atoi(m[1])
+	var c net.Conn
+	var err error
+	if network == "vchan" {
+		c, err = Dial(context.Background(), &Config{Dir: dir}, domid, "bench")
+	} else {
+		c, err = net.Dial("unix", filepath.Join(dir, "bench.sock"))
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { c.Close() })
+	if _, err := c.Write([]byte{mode}); err != nil {
+		b.Fatal(err)
+	}
+	return c
+}
+
+func startHelperB(b *testing.B, mode, dir string) *testutil.Process {
+	b.Setenv(helperEnv, mode)
+	b.Setenv(helperDir, dir)
+	return testutil.StartProcess(b, os.Args[0], "-test.run=^$")
+}
+
+// BenchmarkThroughput: one goroutine writes 64 KiB buffers, another reads.
+func BenchmarkThroughput(b *testing.B) {
+	for _, p := range benchPairs {
+		b.Run(p.name, func(b *testing.B) {
+			r, w := p.pair(b)
+			buf := make([]byte, 64<<10)
+			b.SetBytes(int64(len(buf)))
+			done := make(chan error, 1)
+			go func() {
+				_, err := io.CopyBuffer(io.Discard, struct{ io.Reader }{r}, make([]byte, 64<<10))
+				done <- err
+			}()
+			b.ResetTimer()
+			for range b.N {
+				if _, err := w.Write(buf); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if cw, ok := w.(interface{ CloseWrite() error }); ok {
+				cw.CloseWrite()
+			}
+			if err := <-done; err != nil {
+				b.Fatal(err)
+			}
+		})
+	}
+	// Two processes: this one writes, the helper reads.
+	for _, network := range []string{"vchan", "unix"} {
+		b.Run(network+"-2proc", func(b *testing.B) {
+			w := procConn(b, network, 's')
+			buf := make([]byte, 64<<10)
+			b.SetBytes(int64(len(buf)))
+			b.ResetTimer()
+			for range b.N {
+				if _, err := w.Write(buf); err != nil {
+					b.Fatal(err)
+				}
+			}
+			w.(interface{ CloseWrite() error }).CloseWrite()
+			if _, err := io.ReadFull(w, buf[:1]); err != nil { // the helper has read everything
+				b.Fatal(err)
+			}
+		})
+	}
+}
+
+// BenchmarkPingPong: a 1-byte message and its 1-byte echo per op.
+func BenchmarkPingPong(b *testing.B) {
+	for _, p := range benchPairs {
+		b.Run(p.name, func(b *testing.B) {
+			a, c := p.pair(b)
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				buf := make([]byte, 1)
+				for {
+					if _, err := c.Read(buf); err != nil {
+						return
+					}
+					if _, err := c.Write(buf); err != nil {
+						return
+					}
+				}
+			}()
+			buf := make([]byte, 1)
+			b.ResetTimer()
+			for range b.N {
+				if _, err := a.Write(buf); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := io.ReadFull(a, buf); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			a.Close()
+			<-done
+		})
+	}
+	for _, network := range []string{"vchan", "unix"} {
+		b.Run(network+"-2proc", func(b *testing.B) {
+			a := procConn(b, network, 'e')
+			buf := make([]byte, 1)
+			b.ResetTimer()
+			for range b.N {
+				if _, err := a.Write(buf); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := io.ReadFull(a, buf); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

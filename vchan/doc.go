@@ -1,0 +1,27 @@
+// Package vchan implements the Xen vchan protocol (libxenvchan's shared
+// ring layout, byte for byte) between processes on one Linux host: the
+// rings live in a shared file mapping, the event channel is a pair of
+// futexes (spin briefly, then sleep), and a store directory stands in for
+// xenstore. It is conduit's vchan://DOMID/PORT and vchan://NAME/PORT
+// transport; docs/vchan.md specifies the layout and the rendezvous.
+//
+//	l, err := vchan.Listen(ctx, &vchan.Config{Name: "db"}, "sql")
+//	...
+//	c, err := vchan.DialName(ctx, nil, "db", "sql") // or vchan.Dial(ctx, nil, l.Domid(), "sql")
+//	if err != nil {
+//		return err // errors.Is(err, vchan.ErrRefused)
+//	}
+//	defer c.Close()
+//	c.Writev(net.Buffers{header, body}) // one pass into the ring
+//
+// A Conn is a net.Conn with CloseWrite, Writev and the Nodelay variants.
+// The peer is not trusted: a peer that corrupts the shared indices or
+// announces impossible ring sizes makes calls fail with ErrProtocol, a
+// peer that closes makes Read return io.EOF after the ring is drained and
+// Write fail with ErrPeerClosed (net.ErrClosed), and a peer process that
+// dies is noticed within Config.LivenessInterval (ErrPeerDied).
+//
+// The Xen primitives (grant pages, event channels, liveness of the peer
+// domain) are behind the small backend interface, so a Xen backend can
+// be added; the in-memory backend drives the same ring code in tests.
+package vchan

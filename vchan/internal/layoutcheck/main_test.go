@@ -1,0 +1,11 @@
+//go:build cgo && linux
+
+package layoutcheck
+
+import (
+	"testing"
+
+	"github.com/conduit-go/conduit/internal/testutil"
+)
+
+func TestMain(m *testing.M) { testutil.VerifyNoLeaks(m) }
