@@ -13,6 +13,7 @@ import (
 	"github.com/conduit-go/conduit/resolver"
 	"github.com/conduit-go/conduit/tcpflow"
 	"github.com/conduit-go/conduit/tlsflow"
+	"github.com/conduit-go/conduit/vchan"
 )
 
 // DefaultFallbackDelay is the Happy Eyeballs attempt delay of RFC 8305:
@@ -21,7 +22,7 @@ const DefaultFallbackDelay = 250 * time.Millisecond
 
 // Config configures a Conduit. The zero value (and a nil *Config) is
 // ready to use: the built-in transports over the kernel's TCP, Unix
-// sockets and TLS with the system roots, and the default resolver.
+// sockets, TLS with the system roots and vchan, and the default resolver.
 // A Config must not be modified after it is passed to New.
 type Config struct {
 	// Registry holds the transports and custom schemes. Nil means a new
@@ -49,6 +50,10 @@ type Config struct {
 
 	// TLS configures the built-in TLS transport.
 	TLS TLSConfig
+
+	// Vchan configures the built-in vchan transport (the store directory,
+	// ring sizes); nil means vchan's defaults.
+	Vchan *vchan.Config
 
 	// Logger, when non-nil, receives debug records of dial attempts and
 	// server events. Nothing is logged otherwise.

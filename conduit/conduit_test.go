@@ -87,6 +87,11 @@ func transportCases(t *testing.T) map[string]string {
 		"tls":      "tls://127.0.0.1:0?sni=" + testServerName,
 		"tls6":     "tls://[::1]:0",
 		"tls+unix": "tls+unix://" + filepath.Join(t.TempDir(), "t.sock") + "?sni=" + testServerName,
+		// vchan rings in shared memory, by domain id and by name, and TLS
+		// over them.
+		"vchan":       "vchan://0/echo",
+		"vchan-named": "vchan://conduit-test/echo",
+		"tls+vchan":   "tls+vchan://0/secure?sni=" + testServerName,
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/conduit-go/conduit/resolver"
 	"github.com/conduit-go/conduit/tcpflow"
+	"github.com/conduit-go/conduit/vchan"
 )
 
 // ListenOption configures Listen and Serve.
@@ -115,6 +116,11 @@ func boundEndpoint(ep resolver.Endpoint, addr net.Addr) resolver.Endpoint {
 			} else {
 				e.Addr = netip.AddrPortFrom(e.Addr.Addr(), ap.Port())
 			}
+		}
+		return e
+	case resolver.VchanDirect:
+		if va, ok := addr.(*vchan.Addr); ok {
+			e.Domid = va.Domid // vchan://0/PORT allocated a domain id
 		}
 		return e
 	case resolver.TLS:

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/conduit-go/conduit/tlsflow"
+	"github.com/conduit-go/conduit/vchan"
 )
 
 // testServerName is the name of the test certificate (which also holds
@@ -58,7 +59,7 @@ func testPKI(t testing.TB) TLSConfig {
 
 // newTestConduit returns a Conduit that serves and trusts the test PKI.
 func newTestConduit(t testing.TB) *Conduit {
-	c := New(&Config{TLS: testPKI(t)})
+	c := New(&Config{TLS: testPKI(t), Vchan: &vchan.Config{Dir: t.TempDir()}})
 	t.Cleanup(func() { c.Close() })
 	return c
 }

@@ -114,8 +114,8 @@ func (l unixListener) Accept() (net.Conn, error) {
 }
 
 // NewDefaultRegistry returns a new registry holding the built-in
-// transports, configured from cfg (nil means defaults): "tcp", "unix"
-// and "tls".
+// transports, configured from cfg (nil means defaults): "tcp", "unix",
+// "tls", "vchan" and "vchan-name".
 func NewDefaultRegistry(cfg *Config) *Registry {
 	if cfg == nil {
 		cfg = &Config{}
@@ -129,5 +129,8 @@ func NewDefaultRegistry(cfg *Config) *Registry {
 	must(r.Register(resolver.KindTCP, &TCPTransport{Stack: cfg.Stack}))
 	must(r.Register(resolver.KindUnix, &UnixTransport{}))
 	must(r.Register(resolver.KindTLS, &TLSTransport{Config: cfg.TLS}))
+	vt := &VchanTransport{Config: cfg.Vchan}
+	must(r.Register(resolver.KindVchan, vt))
+	must(r.Register(resolver.KindVchanNamed, vt))
 	return r
 }

@@ -193,17 +193,55 @@ func TestBenchJSON(t *testing.T) {
 	require.LessOrEqual(t, res.LatencyP99us, res.LatencyMaxus)
 }
 
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// binary builds the command once for the tests that run it as a process.
+func binary(t *testing.T) string {
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "conduit-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "conduit")
+		if msg, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v: %s", err, msg)
+		}
+	})
+	require.NoError(t, buildErr)
+	return binPath
+}
+
+// TestVchanBetweenProcesses listens on vchan in a child process (the
+// built binary) and dials it from this one through a shared store.
+func TestVchanBetweenProcesses(t *testing.T) {
+	store := t.TempDir()
+	p := testutil.StartProcess(t, binary(t), "listen", "--echo", "--vchan-dir", store, "vchan://0/echo")
+	m := p.WaitLine(t, regexpListening, 30*time.Second)
+	require.Regexp(t, `^vchan://[1-9]\d*/echo$`, m[1])
+	data := payload(4 << 20)
+	code, out, errOut := runWithInput(t, data, "dial", "--vchan-dir", store, m[1])
+	require.Equal(t, 0, code, errOut)
+	require.True(t, bytes.Equal(data, out), "echo over vchan differs")
+
+	// The same over TLS.
+	dir := t.TempDir()
+	ca, cert, key := writeTestPKI(t, dir)
+	p = testutil.StartProcess(t, binary(t), "listen", "--echo", "--vchan-dir", store, "--cert", cert, "--key", key, "tls+vchan://0/secure?sni=cli.test")
+	m = p.WaitLine(t, regexpListening, 30*time.Second)
+	code, out, errOut = runWithInput(t, data[:100000], "dial", "--vchan-dir", store, "--ca", ca, m[1])
+	require.Equal(t, 0, code, errOut)
+	require.True(t, bytes.Equal(data[:100000], out), "echo over tls+vchan differs")
+}
+
 // TestSignalStopsListenGracefully runs the real binary and sends it
 // SIGTERM.
 func TestSignalStopsListenGracefully(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the command")
-	}
-	bin := filepath.Join(t.TempDir(), "conduit")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	msg, err := build.CombinedOutput()
-	require.NoError(t, err, "%s", msg)
-	p := testutil.StartProcess(t, bin, "listen", "--echo", "tcp://127.0.0.1:0")
+	p := testutil.StartProcess(t, binary(t), "listen", "--echo", "tcp://127.0.0.1:0")
 	m := p.WaitLine(t, regexpListening, 30*time.Second)
 	require.NotEmpty(t, m[1])
 	c, err := net.Dial("tcp4", strings.TrimPrefix(m[1], "tcp://"))
@@ -220,7 +258,6 @@ func TestSignalStopsListenGracefully(t *testing.T) {
 		t.Fatal("listen did not stop on SIGTERM")
 	}
 	require.Equal(t, 0, p.ExitCode(), p.Stderr())
-	_ = os.Remove(bin)
 }
 
 var regexpListening = regexp.MustCompile(`^listening on (\S+)$`)

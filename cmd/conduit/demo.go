@@ -15,6 +15,7 @@ import (
 
 	"github.com/conduit-go/conduit/conduit"
 	"github.com/conduit-go/conduit/resolver"
+	"github.com/conduit-go/conduit/vchan"
 )
 
 // demoRow is one transport the demo exercises: it listens on listenURI
@@ -154,6 +155,14 @@ func demoSetup(ctx context.Context, dir string) (*demoEnv, []demoRow, func(), er
 	if haveIPv6Loopback() {
 		rows = append(rows, demoRow{name: "tcp6", listenURI: "tcp://[::1]:0"})
 	}
+	// vchan rings in shared memory, found through a store directory of
+	// the demo's own.
+	cfg.Vchan = &vchan.Config{Dir: filepath.Join(dir, "vchan")}
+	rows = append(rows,
+		demoRow{name: "vchan", listenURI: "vchan://0/demo", note: "Xen vchan ring protocol over shared memory"},
+		demoRow{name: "vchan-name", listenURI: "vchan://demo-vm/demo", note: "vchan by registered name"},
+	)
+
 	tlsRows, err := demoTLS(cfg, dir)
 	if err != nil {
 		return nil, nil, nil, err

@@ -70,5 +70,6 @@ func demoTLS(cfg *conduit.Config, dir string) ([]demoRow, error) {
 	return []demoRow{
 		{name: "tls", listenURI: "tls://127.0.0.1:0?sni=" + demoServerName, note: "TLS over kernel TCP, CA made in memory"},
 		{name: "tls+unix", listenURI: "tls+unix://" + filepath.Join(dir, "tls.sock") + "?sni=" + demoServerName, note: "TLS over a Unix socket"},
+		{name: "tls+vchan", listenURI: "tls+vchan://0/secure?sni=" + demoServerName, note: "TLS over vchan"},
 	}, nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/conduit-go/conduit/resolver/dnsstub"
 	"github.com/conduit-go/conduit/tcpflow"
 	"github.com/conduit-go/conduit/tlsflow"
+	"github.com/conduit-go/conduit/vchan"
 )
 
 // usageError is a mistake in the command line: exit status 2.
@@ -40,6 +41,7 @@ type common struct {
 	trace       bool
 	stack       string
 	progress    string
+	vchanDir    string
 
 	closeResolver func() error // of the resolver build made, if any
 }
@@ -85,6 +87,7 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.keepalive, "keepalive", "", "TCP keepalive `AFTER,INTERVAL,PROBES`, for example 30s,10s,5")
 	fs.DurationVar(&c.timeout, "timeout", 10*time.Second, "give up resolving and connecting after this `DURATION`")
 	fs.BoolVar(&c.trace, "trace", false, "print the dial phases with timings on standard error")
+	fs.StringVar(&c.vchanDir, "vchan-dir", "", "vchan rendezvous store `DIR` (default $CONDUIT_VCHAN_DIR, else $XDG_RUNTIME_DIR/conduit-vchan)")
 	fs.StringVar(&c.stack, "stack", "kernel", "TCP stack: kernel")
 	fs.StringVar(&c.progress, "progress", "auto", "show a live byte count on standard error: auto (when it is a terminal), on, off")
 }
@@ -123,6 +126,9 @@ func (c *common) build() (*conduit.Conduit, *tcpflow.Keepalive, error) {
 		return nil, nil, usagef("--cert and --key go together")
 	}
 	cfg := &conduit.Config{Keepalive: ka}
+	if c.vchanDir != "" {
+		cfg.Vchan = &vchan.Config{Dir: c.vchanDir}
+	}
 	client := &tlsflow.Config{InsecureSkipVerify: c.insecure}
 	server := &tlsflow.Config{}
 	if c.ca != "" {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,7 +16,13 @@ import (
 	"github.com/conduit-go/conduit/internal/testutil"
 )
 
-func TestMain(m *testing.M) { testutil.VerifyNoLeaks(m) }
+func TestMain(m *testing.M) {
+	code := testutil.RunNoLeaks(m)
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
 
 func runCmd(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
@@ -28,7 +36,7 @@ func runCmd(t *testing.T, args ...string) (code int, stdout, stderr string) {
 func TestDemoEveryTransportWorks(t *testing.T) {
 	code, out, errOut := runCmd(t, "demo", "--size", "100000")
 	require.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
-	for _, transport := range []string{"tcp ", "unix ", "tls ", "tls+unix ", "srv ", "https+srv "} {
+	for _, transport := range []string{"tcp ", "unix ", "vchan ", "vchan-name ", "tls ", "tls+unix ", "tls+vchan ", "srv ", "https+srv "} {
 		assert.Contains(t, out, "\n"+transport, "the table has a %q row", transport)
 	}
 	assert.NotContains(t, out, "FAILED")

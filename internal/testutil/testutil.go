@@ -128,6 +128,12 @@ func LeakError() error {
 //
 //	func TestMain(m *testing.M) { testutil.VerifyNoLeaks(m) }
 func VerifyNoLeaks(m *testing.M) {
+	os.Exit(RunNoLeaks(m))
+}
+
+// RunNoLeaks runs the tests, checks for leaked goroutines and returns the
+// exit code, for a TestMain that has clean-up to do before os.Exit.
+func RunNoLeaks(m *testing.M) int {
 	code := m.Run()
 	if code == 0 {
 		if err := LeakError(); err != nil {
@@ -135,7 +141,7 @@ func VerifyNoLeaks(m *testing.M) {
 			code = 1
 		}
 	}
-	os.Exit(code)
+	return code
 }
 
 // CheckLeaks registers a cleanup that fails t if goroutines started during

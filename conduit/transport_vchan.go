@@ -1,0 +1,62 @@
+package conduit
+
+import (
+	"context"
+	"net"
+
+	"github.com/conduit-go/conduit/resolver"
+	"github.com/conduit-go/conduit/vchan"
+)
+
+// VchanTransport is the built-in transport of resolver.VchanDirect and
+// resolver.VchanNamed endpoints: vchan rings in shared memory between
+// processes, found through the store directory of Config.
+type VchanTransport struct {
+	// Config configures the rings and the store; nil means defaults.
+	Config *vchan.Config
+}
+
+// Dial connects to a vchan server by domain id or by name.
+func (t *VchanTransport) Dial(ctx context.Context, ep resolver.Endpoint, _ DialOptions) (net.Conn, error) {
+	switch e := ep.(type) {
+	case resolver.VchanDirect:
+		return dialVchan(vchan.Dial(ctx, t.Config, e.Domid, e.Port))
+	case resolver.VchanNamed:
+		return dialVchan(vchan.DialName(ctx, t.Config, e.Name, e.Port))
+	}
+	return nil, errorf("vchan transport cannot dial a %q endpoint", ep.Kind())
+}
+
+func dialVchan(c *vchan.Conn, err error) (net.Conn, error) {
+	if err != nil {
+		return nil, err // not a typed nil inside net.Conn
+	}
+	return c, nil
+}
+
+// Listen serves a vchan port. A VchanDirect endpoint names the domain to
+// listen as (vchan://0/PORT allocates a free domain id, which the
+// listener's URI then shows); a VchanNamed endpoint registers its name
+// for a freshly allocated domain.
+func (t *VchanTransport) Listen(ctx context.Context, ep resolver.Endpoint, _ ListenOptions) (net.Listener, error) {
+	cfg := &vchan.Config{}
+	if t.Config != nil {
+		cfg = t.Config.Clone()
+	}
+	var port string
+	switch e := ep.(type) {
+	case resolver.VchanDirect:
+		cfg.Domid = e.Domid
+		port = e.Port
+	case resolver.VchanNamed:
+		cfg.Name = e.Name
+		port = e.Port
+	default:
+		return nil, errorf("vchan transport cannot listen on a %q endpoint", ep.Kind())
+	}
+	l, err := vchan.Listen(ctx, cfg, port)
+	if err != nil {
+		return nil, err
+	}
+	return l, nil
+}
