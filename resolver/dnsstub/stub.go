@@ -19,7 +19,6 @@ import (
 // use. Create it with New; Close it to stop its queries.
 type Stub struct {
 	servers  []netip.AddrPort
-	pools    []*udpPool // UDP sockets, one pool per server
 	search   []string // without a trailing dot
 	ndots    int
 	timeout  time.Duration
@@ -142,24 +141,17 @@ func New(cfg *Config) (*Stub, error) {
 		}
 		s.search = append(s.search, d)
 	}
-	for _, ns := range s.servers {
-		s.pools = append(s.pools, newUDPPool(s, ns))
-	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s, nil
 }
 
-// Close cancels the queries in flight, closes the UDP sockets, waits for
-// every goroutine of the Stub to end, and makes later lookups fail with
-// ErrClosed. It is idempotent.
+// Close cancels the queries in flight, waits for their goroutines to end,
+// and makes later lookups fail with ErrClosed. It is idempotent.
 func (s *Stub) Close() error {
 	s.mu.Lock()
 	s.closed = true
 	s.mu.Unlock()
 	s.cancel()
-	for _, p := range s.pools {
-		p.close()
-	}
 	s.wg.Wait()
 	return nil
 }
@@ -525,13 +517,15 @@ func appendUnique(s []netip.Addr, a netip.Addr) []netip.Addr {
 func (s *Stub) ask(ctx context.Context, fqdn string, qtype uint16) (*dns.Msg, []error, error) {
 	var errs []error
 	for range s.attempts {
-		for i, ns := range s.servers {
+		for _, ns := range s.servers {
 			if err := ctx.Err(); err != nil {
 				return nil, errs, err
 			}
 			q := newQuery(fqdn, qtype, s.udpSize)
 			s.stats.queries.Add(1)
-			m, err := s.exchange(ctx, i, q, s.timeout)
+			actx, cancel := context.WithTimeout(ctx, s.timeout)
+			m, err := s.exchange(actx, ns, q)
+			cancel()
 			if err != nil {
 				if ctx.Err() != nil {
 					return nil, errs, ctx.Err()
