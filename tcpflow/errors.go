@@ -88,6 +88,10 @@ func dialError(ctx context.Context, dst netip.AddrPort, err error) error {
 	var te interface{ Timeout() bool }
 	timedOut := errors.Is(ctx.Err(), context.DeadlineExceeded) || (errors.As(err, &te) && te.Timeout())
 	switch {
+	case kind == ErrReset:
+		// A reset while connecting: the listener declined the connection
+		// (it accepted and reset it before connect returned).
+		kind = ErrRefused
 	case kind != nil:
 	case timedOut:
 		// The dialer's own deadline may fire just before the context's.

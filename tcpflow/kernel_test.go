@@ -371,6 +371,22 @@ func TestDialFromSource(t *testing.T) {
 	require.Equal(t, src.Addr(), f.Src().Addr())
 }
 
+// requireDeclined dials a port whose listeners function declines: the
+// kernel completes the handshake before the stack can say no, so the
+// reset reaches the dialer either while it connects (ErrRefused) or on
+// its first read (ErrReset).
+func requireDeclined(t *testing.T, k *tcpflow.Kernel, dst netip.AddrPort) {
+	t.Helper()
+	f, err := k.CreateConnection(testCtx(t), dst, tcpflow.DialOptions{})
+	if err != nil {
+		require.ErrorIs(t, err, tcpflow.ErrRefused)
+		return
+	}
+	defer f.Close()
+	_, err = io.ReadAll(f)
+	require.ErrorIs(t, err, tcpflow.ErrReset)
+}
+
 func TestListenersFunction(t *testing.T) {
 	served, declined := freePort(t), freePort(t)
 	k := newKernel(t, served, declined)
@@ -392,11 +408,7 @@ func TestListenersFunction(t *testing.T) {
 	f.Close()
 
 	// A declined connection is reset.
-	f, err = k.CreateConnection(testCtx(t), netip.AddrPortFrom(loopback, declined), tcpflow.DialOptions{})
-	require.NoError(t, err)
-	_, err = io.ReadAll(f)
-	require.ErrorIs(t, err, tcpflow.ErrReset)
-	f.Close()
+	requireDeclined(t, k, netip.AddrPortFrom(loopback, declined))
 
 	// Listen takes precedence over the function; Unlisten hands the port
 	// back to it; a second Listen on a port is an error.
@@ -409,11 +421,7 @@ func TestListenersFunction(t *testing.T) {
 	require.NoError(t, err)
 	f.Close()
 	k.Unlisten(declined)
-	f, err = k.CreateConnection(testCtx(t), netip.AddrPortFrom(loopback, declined), tcpflow.DialOptions{})
-	require.NoError(t, err)
-	_, err = io.ReadAll(f)
-	require.ErrorIs(t, err, tcpflow.ErrReset)
-	f.Close()
+	requireDeclined(t, k, netip.AddrPortFrom(loopback, declined))
 
 	// Without the function the ports are unbound: refused.
 	k.SetListeners(nil)
