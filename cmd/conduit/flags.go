@@ -207,3 +207,14 @@ func traceContext(ctx context.Context, on bool, w io.Writer) context.Context {
 		},
 	})
 }
+
+// listen listens on uri with the listener options of listen and relay.
+func (c *common) listen(ctx context.Context, cd *conduit.Conduit, uri string, ka *tcpflow.Keepalive, maxConns int, grace time.Duration) (*conduit.Listener, error) {
+	opts := []conduit.ListenOption{conduit.WithMaxConns(maxConns), conduit.WithGracePeriod(grace)}
+	if ka != nil {
+		opts = append(opts, conduit.WithKeepalive(*ka))
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	return cd.Listen(ctx, uri, opts...)
+}

@@ -49,13 +49,7 @@ Flags:`)
 		return fail(stderr, err)
 	}
 	defer func() { c.Close(); com.close() }()
-	opts := []conduit.ListenOption{conduit.WithMaxConns(*maxConns), conduit.WithGracePeriod(*grace)}
-	if ka != nil {
-		opts = append(opts, conduit.WithKeepalive(*ka))
-	}
-	lctx, cancel := context.WithTimeout(ctx, com.timeout)
-	ln, err := c.Listen(lctx, uri, opts...)
-	cancel()
+	ln, err := com.listen(ctx, c, uri, ka, *maxConns, *grace)
 	if err != nil {
 		return fail(stderr, err)
 	}
