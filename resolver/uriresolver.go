@@ -100,6 +100,10 @@ type URIResolver struct {
 	after      func(d time.Duration) <-chan time.Time
 	refresh    time.Duration
 
+	cache    uriCache
+	now      func() time.Time // the DNS stub's clock
+	cacheDNS bool             // answers from the stub may be cached (its cache is on)
+
 	// ctx ends every Watch goroutine; Close cancels it and waits for them
 	// (wg), so that none outlives the resolver or uses the closed stub.
 	ctx    context.Context
@@ -139,6 +143,7 @@ func New(cfg *Config) (*URIResolver, error) {
 	if r.refresh <= 0 {
 		r.refresh = 30 * time.Second
 	}
+	r.now = time.Now
 	// Sorted, so that "Host" and "host" merge the same way every time.
 	for _, name := range slices.Sorted(maps.Keys(cfg.Hosts)) {
 		k := hostsKey(name)
@@ -166,6 +171,11 @@ func New(cfg *Config) (*URIResolver, error) {
 // A host name yields one endpoint per address (deduplicated, in lookup
 // order unless Config.PreferIPv4). The port must be 1-65535 and the host
 // non-empty. ctx bounds the host lookup; it does not outlive the call.
+//
+// Answers are cached (until the lowest TTL of their DNS records; static
+// ones for good) and the returned slice may be shared with the cache and
+// other callers: it must not be modified (copy it first, with
+// slices.Clone).
 func (r *URIResolver) Resolve(ctx context.Context, uri string) ([]Endpoint, error) {
 	return r.resolve(ctx, uri, false)
 }
@@ -201,6 +211,10 @@ func (r *URIResolver) setLookups(cfg *Config) error {
 		}
 	case r.stub != nil:
 		r.lookup = r.stub.LookupHostTTL
+		r.cacheDNS = cfg.DNS == nil || cfg.DNS.Cache.MaxEntries >= 0
+		if cfg.DNS != nil && cfg.DNS.Clock != nil {
+			r.now = cfg.DNS.Clock
+		}
 	default:
 		r.lookup = func(ctx context.Context, host string) ([]netip.Addr, time.Duration, error) {
 			addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
@@ -261,16 +275,46 @@ func (r *URIResolver) knownService(scheme string) bool {
 }
 
 func (r *URIResolver) resolve(ctx context.Context, uri string, listen bool) ([]Endpoint, error) {
-	eps, _, err := r.resolveTTL(ctx, uri, listen)
-	return eps, err
+	if r.closed.Load() {
+		return nil, &URIError{URI: uri, Err: errClosed}
+	}
+	if eps, ok := r.cache.get(uri, listen, r.now); ok {
+		return eps, nil
+	}
+	eps, ttl, cacheable, err := r.resolveURI(ctx, uri, listen)
+	if err != nil || !cacheable {
+		return eps, err
+	}
+	switch {
+	case ttl < 0:
+		r.cache.put(uri, listen, eps, time.Time{}, r.now())
+	case ttl > 0 && r.cacheDNS:
+		now := r.now()
+		r.cache.put(uri, listen, eps, now.Add(ttl), now)
+	}
+	return eps, nil
 }
 
-// resolveTTL is resolve that also says how long the answer is valid: a
-// negative TTL for an answer that never changes, 0 when unknown.
+// resolveTTL is resolve, uncached, that also says how long the answer is
+// valid: a negative TTL for an answer that never changes, 0 when unknown.
 func (r *URIResolver) resolveTTL(ctx context.Context, uri string, listen bool) ([]Endpoint, time.Duration, error) {
+	eps, ttl, _, err := r.resolveURI(ctx, uri, listen)
+	return eps, ttl, err
+}
+
+// resolveURI is resolveTTL that also says whether the answer may be
+// cached for its TTL (SRV answers, randomly ordered, may not).
+func (r *URIResolver) resolveURI(ctx context.Context, uri string, listen bool) (eps []Endpoint, ttl time.Duration, cacheable bool, err error) {
 	if r.closed.Load() {
-		return nil, 0, &URIError{URI: uri, Err: errClosed}
+		return nil, 0, false, &URIError{URI: uri, Err: errClosed}
 	}
+	eps, ttl, err = r.resolveHost(ctx, uri, listen, &cacheable)
+	return eps, ttl, cacheable, err
+}
+
+// resolveHost resolves uri, setting *cacheable unless it is an SRV URI.
+func (r *URIResolver) resolveHost(ctx context.Context, uri string, listen bool, cacheable *bool) ([]Endpoint, time.Duration, error) {
+	*cacheable = true
 	p, err := parse(uri, r.knownService)
 	if err != nil {
 		return nil, 0, err
@@ -287,6 +331,7 @@ func (r *URIResolver) resolveTTL(ctx context.Context, uri string, listen bool) (
 	}
 	if _, isService := r.services[p.scheme]; !isService && p.kind == schemeService {
 		if base, ok := r.srvScheme(p.scheme); ok {
+			*cacheable = false
 			return r.resolveSRV(ctx, uri, p, base, listen)
 		}
 	}

@@ -16,20 +16,25 @@ import (
 // bufPool holds 64 KiB read buffers.
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 65535); return &b }}
 
-// exchange sends q to server over UDP, retrying over TCP when the answer
-// is truncated, and returns the first response that matches q. Responses
-// that do not match are dropped and counted. ctx bounds the exchange.
-func (s *Stub) exchange(ctx context.Context, server netip.AddrPort, q *dns.Msg) (*dns.Msg, error) {
-	packed, err := q.Pack()
-	if err != nil {
-		return nil, err
-	}
-	m, err := s.exchangeUDP(ctx, server, q, packed)
+// exchange sends q to the i-th server over UDP (through its socket
+// pool, which sets q.Id), retrying over TCP when the answer is truncated,
+// and returns the first response that matches q. Responses that do not
+// match are dropped and counted. The exchange lasts at most timeout, and
+// ends with ctx.
+func (s *Stub) exchange(ctx context.Context, i int, q *dns.Msg, timeout time.Duration) (*dns.Msg, error) {
+	start := time.Now()
+	m, err := s.pools[i].exchange(ctx, q, timeout)
 	if err != nil || !m.Truncated {
 		return m, err
 	}
 	s.stats.truncated.Add(1)
-	return s.exchangeTCP(ctx, server, q, packed)
+	packed, err := q.Pack()
+	if err != nil {
+		return nil, err
+	}
+	tctx, cancel := context.WithDeadline(ctx, start.Add(timeout))
+	defer cancel()
+	return s.exchangeTCP(tctx, s.servers[i], q, packed)
 }
 
 // dial connects to server and arranges for ctx to interrupt the
@@ -45,33 +50,6 @@ func dial(ctx context.Context, network string, server netip.AddrPort) (net.Conn,
 	}
 	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })
 	return c, stop, nil
-}
-
-func (s *Stub) exchangeUDP(ctx context.Context, server netip.AddrPort, q *dns.Msg, packed []byte) (*dns.Msg, error) {
-	c, stop, err := dial(ctx, "udp", server)
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-	defer stop()
-	if _, err := c.Write(packed); err != nil {
-		return nil, ctxErr(ctx, err)
-	}
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	buf := *bp
-	for {
-		n, err := c.Read(buf)
-		if err != nil {
-			return nil, ctxErr(ctx, err)
-		}
-		m, err := validateResponse(q, buf[:n])
-		if err != nil {
-			s.dropped(server, "udp", err)
-			continue
-		}
-		return m, nil
-	}
 }
 
 func (s *Stub) exchangeTCP(ctx context.Context, server netip.AddrPort, q *dns.Msg, packed []byte) (*dns.Msg, error) {

@@ -96,6 +96,11 @@ var zone = map[string]string{
 // zoneHandler answers from zone, following CNAMEs inside it as a
 // recursive server does; other names are NXDOMAIN with a SOA (minimum 30).
 func zoneHandler(w dns.ResponseWriter, r *dns.Msg) {
+	w.WriteMsg(zoneReply(r))
+}
+
+// zoneReply is zoneHandler's answer to r.
+func zoneReply(r *dns.Msg) *dns.Msg {
 	m := new(dns.Msg)
 	m.SetReply(r)
 	q := r.Question[0]
@@ -130,7 +135,7 @@ func zoneHandler(w dns.ResponseWriter, r *dns.Msg) {
 		soa, _ := dns.NewRR("test. 3600 IN SOA ns.test. admin.test. 1 3600 600 86400 30")
 		m.Ns = append(m.Ns, soa)
 	}
-	w.WriteMsg(m)
+	return m
 }
 
 // fakeClock is a clock the test advances.

@@ -19,7 +19,8 @@ import (
 // use. Create it with New; Close it to stop its queries.
 type Stub struct {
 	servers  []netip.AddrPort
-	search   []string // without a trailing dot
+	pools    []*udpPool // UDP sockets, one pool per server
+	search   []string   // without a trailing dot
 	ndots    int
 	timeout  time.Duration
 	attempts int
@@ -38,6 +39,7 @@ type Stub struct {
 	mu      sync.RWMutex
 	closed  bool
 	cache   map[cacheKey]*entry
+	hosts   map[string]*hostEntry // LookupHost answers by name as asked (lower case)
 	flights map[cacheKey]*flight
 
 	stats struct {
@@ -81,6 +83,20 @@ type entry struct {
 	err     error     // ErrNXDomain or ErrNoData
 	expires time.Time // fresh until then
 	stale   time.Time // may be served stale until then
+
+	// Guarded by Stub.mu.
+	cached bool // stored in Stub.cache
+	dead   bool // replaced in or evicted from Stub.cache
+}
+
+// hostEntry is a cached LookupHostTTL answer for a name as asked: the
+// merged addresses of the entries it was built from (every entry the
+// search list went through), valid while those are fresh and still in
+// the cache. It is immutable but for the entries' dead flags.
+type hostEntry struct {
+	addrs   []netip.Addr // shared with callers: never modified
+	expires time.Time    // the earliest expiry of deps
+	deps    []*entry
 }
 
 // flight is a query in progress, shared by the lookups waiting for it.
@@ -114,6 +130,7 @@ func New(cfg *Config) (*Stub, error) {
 		now:      cfg.Clock,
 		log:      cfg.Logger,
 		cache:    make(map[cacheKey]*entry),
+		hosts:    make(map[string]*hostEntry),
 		flights:  make(map[cacheKey]*flight),
 	}
 	if s.now == nil {
@@ -141,17 +158,24 @@ func New(cfg *Config) (*Stub, error) {
 		}
 		s.search = append(s.search, d)
 	}
+	for _, ns := range s.servers {
+		s.pools = append(s.pools, newUDPPool(s, ns))
+	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s, nil
 }
 
-// Close cancels the queries in flight, waits for their goroutines to end,
-// and makes later lookups fail with ErrClosed. It is idempotent.
+// Close cancels the queries in flight, closes the UDP sockets, waits for
+// every goroutine of the Stub to end, and makes later lookups fail with
+// ErrClosed. It is idempotent.
 func (s *Stub) Close() error {
 	s.mu.Lock()
 	s.closed = true
 	s.mu.Unlock()
 	s.cancel()
+	for _, p := range s.pools {
+		p.close()
+	}
 	s.wg.Wait()
 	return nil
 }
@@ -159,7 +183,8 @@ func (s *Stub) Close() error {
 // LookupHost returns the IPv4 and IPv6 addresses of name (A records
 // first, then AAAA), asked in parallel. A name without a trailing dot goes
 // through the search list (see Config.Ndots). The error is an *Error.
-// The returned slice is the caller's.
+// The returned slice may be shared with the cache, and with other
+// callers: it must not be modified (copy it first, with slices.Clone).
 func (s *Stub) LookupHost(ctx context.Context, name string) ([]netip.Addr, error) {
 	addrs, _, err := s.LookupHostTTL(ctx, name)
 	return addrs, err
@@ -172,11 +197,17 @@ func (s *Stub) LookupHostTTL(ctx context.Context, name string) ([]netip.Addr, ti
 	if err := ctx.Err(); err != nil {
 		return nil, 0, &Error{Name: name, Type: "A/AAAA", Err: err}
 	}
+	hostKey := strings.ToLower(name) // no allocation when already lower case
+	if addrs, ttl, ok := s.cachedHost(hostKey); ok {
+		return addrs, ttl, nil
+	}
 	if err := checkName(name); err != nil {
 		return nil, 0, &Error{Name: name, Type: "A/AAAA", Err: err}
 	}
 	var failure *Error
 	notFound := ErrNoData
+	var deps []*entry // the entries the answer depends on; nil after a failure
+	cacheable := true
 	for i := 0; ; i++ {
 		fqdn, ok := s.candidate(name, i)
 		if !ok {
@@ -195,6 +226,11 @@ func (s *Stub) LookupHostTTL(ctx context.Context, name string) ([]netip.Addr, ti
 		}
 		if err6 != nil && !errors.Is(err6.Err, ErrNotFound) {
 			failure = err6
+		}
+		if e4 == nil || e6 == nil {
+			cacheable = false
+		} else if cacheable {
+			deps = append(deps, e4, e6)
 		}
 		if failure != nil && (errors.Is(failure.Err, context.Canceled) || errors.Is(failure.Err, context.DeadlineExceeded) || failure.Err == ErrClosed) {
 			break
@@ -218,6 +254,9 @@ func (s *Stub) LookupHostTTL(ctx context.Context, name string) ([]netip.Addr, ti
 			}
 		}
 		if len(addrs) > 0 {
+			if cacheable {
+				s.storeHost(hostKey, addrs, deps, now)
+			}
 			return addrs, ttl, nil
 		}
 	}
@@ -276,6 +315,80 @@ func (s *Stub) LookupSRV(ctx context.Context, name string) ([]SRV, error) {
 		return nil, &Error{Name: name, Type: "SRV", Err: failure.Err, Attempts: failure.Attempts}
 	}
 	return nil, &Error{Name: name, Type: "SRV", Err: notFound}
+}
+
+// cachedHost returns the cached LookupHostTTL answer for key (a name as
+// asked, in lower case), if any is fresh. It does not allocate.
+func (s *Stub) cachedHost(key string) ([]netip.Addr, time.Duration, bool) {
+	s.mu.RLock()
+	h := s.hosts[key]
+	ok := h != nil && !s.closed
+	if ok {
+		for _, e := range h.deps {
+			if e.dead {
+				ok = false
+				break
+			}
+		}
+	}
+	s.mu.RUnlock()
+	if !ok {
+		return nil, 0, false
+	}
+	now := s.now()
+	if !now.Before(h.expires) {
+		return nil, 0, false
+	}
+	s.stats.hits.Add(uint64(len(h.deps)))
+	return h.addrs, h.expires.Sub(now), true
+}
+
+// storeHost caches a LookupHostTTL answer for key, if every entry it
+// depends on is in the cache (none is when caching is off).
+func (s *Stub) storeHost(key string, addrs []netip.Addr, deps []*entry, now time.Time) {
+	h := &hostEntry{addrs: addrs, deps: deps}
+	for i, e := range deps {
+		if i == 0 || e.expires.Before(h.expires) {
+			h.expires = e.expires
+		}
+	}
+	if !h.expires.After(now) {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range deps {
+		if !e.cached || e.dead {
+			return
+		}
+	}
+	if _, ok := s.hosts[key]; !ok && len(s.hosts) >= s.cachecfg.maxEntries() {
+		for k, old := range s.hosts {
+			if old.stale(now) {
+				delete(s.hosts, k)
+			}
+		}
+		for k := range s.hosts {
+			if len(s.hosts) < s.cachecfg.maxEntries() {
+				break
+			}
+			delete(s.hosts, k)
+		}
+	}
+	s.hosts[key] = h
+}
+
+// stale reports whether h can no longer be used. Stub.mu is held.
+func (h *hostEntry) stale(now time.Time) bool {
+	if !now.Before(h.expires) {
+		return true
+	}
+	for _, e := range h.deps {
+		if e.dead {
+			return true
+		}
+	}
+	return false
 }
 
 // checkName rejects names that cannot be asked.
@@ -405,10 +518,10 @@ func (s *Stub) fly(key cacheKey, fqdn string, qtype uint16, f *flight) {
 		if old := s.cache[key]; old != nil && now.Before(old.stale) {
 			// RFC 8767: serve stale, and do not ask again for a while.
 			s.stats.stale.Add(1)
-			fresh := *old
-			fresh.expires = now.Add(staleTTL)
-			s.cache[key] = &fresh
-			e, err = &fresh, nil
+			fresh := &entry{addrs: old.addrs, srvs: old.srvs, err: old.err, expires: now.Add(staleTTL), stale: old.stale, cached: true}
+			old.dead = true
+			s.cache[key] = fresh
+			e, err = fresh, nil
 			if fresh.err != nil {
 				err = &Error{Name: fqdn, Type: dns.TypeToString[qtype], Err: fresh.err}
 			}
@@ -428,16 +541,22 @@ func (s *Stub) store(key cacheKey, e *entry, now time.Time) {
 	if _, ok := s.cache[key]; !ok && len(s.cache) >= limit {
 		for k, old := range s.cache {
 			if !now.Before(old.stale) {
+				old.dead = true
 				delete(s.cache, k)
 			}
 		}
-		for k := range s.cache {
+		for k, old := range s.cache {
 			if len(s.cache) < limit {
 				break
 			}
+			old.dead = true
 			delete(s.cache, k)
 		}
 	}
+	if old := s.cache[key]; old != nil {
+		old.dead = true
+	}
+	e.cached = true
 	s.cache[key] = e
 }
 
@@ -517,15 +636,13 @@ func appendUnique(s []netip.Addr, a netip.Addr) []netip.Addr {
 func (s *Stub) ask(ctx context.Context, fqdn string, qtype uint16) (*dns.Msg, []error, error) {
 	var errs []error
 	for range s.attempts {
-		for _, ns := range s.servers {
+		for i, ns := range s.servers {
 			if err := ctx.Err(); err != nil {
 				return nil, errs, err
 			}
 			q := newQuery(fqdn, qtype, s.udpSize)
 			s.stats.queries.Add(1)
-			actx, cancel := context.WithTimeout(ctx, s.timeout)
-			m, err := s.exchange(actx, ns, q)
-			cancel()
+			m, err := s.exchange(ctx, i, q, s.timeout)
 			if err != nil {
 				if ctx.Err() != nil {
 					return nil, errs, ctx.Err()
