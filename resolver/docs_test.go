@@ -16,11 +16,12 @@ import (
 
 // docExample is one row of an example table in docs/uris.md.
 type docExample struct {
-	line   int
-	listen bool
-	uri    string
-	want   []string // endpoint strings, or nil for an error
-	err    string   // "ErrMalformedURI", "ErrUnknownScheme", "ErrNotFound" or "ErrServiceUnavailable"
+	line      int
+	listen    bool
+	rewritten bool // from the table of the rewrites section
+	uri       string
+	want      []string // endpoint strings, or nil for an error
+	err       string   // "ErrMalformedURI", "ErrUnknownScheme", "ErrNotFound" or "ErrServiceUnavailable"
 }
 
 var backticked = regexp.MustCompile("`([^`]*)`")
@@ -31,9 +32,10 @@ func readDocExamples(t *testing.T) []docExample {
 	data, err := os.ReadFile("../docs/uris.md")
 	require.NoError(t, err)
 	var (
-		out    []docExample
-		inside bool
-		listen bool
+		out       []docExample
+		inside    bool
+		listen    bool
+		rewritten bool
 	)
 	for i, line := range strings.Split(string(data), "\n") {
 		if !strings.HasPrefix(line, "|") {
@@ -46,10 +48,13 @@ func readDocExamples(t *testing.T) []docExample {
 		}
 		switch {
 		case len(cells) == 2 && cells[0] == "URI":
-			inside, listen = true, false
+			inside, listen, rewritten = true, false, false
 			continue
 		case len(cells) == 2 && cells[0] == "URI (listen)":
-			inside, listen = true, true
+			inside, listen, rewritten = true, true, false
+			continue
+		case len(cells) == 2 && cells[0] == "URI (rewritten)":
+			inside, listen, rewritten = true, false, true
 			continue
 		case !inside || strings.HasPrefix(cells[0], "---"):
 			continue
@@ -57,7 +62,7 @@ func readDocExamples(t *testing.T) []docExample {
 		require.Len(t, cells, 2, "docs/uris.md:%d", i+1)
 		uri := backticked.FindStringSubmatch(cells[0])
 		require.NotNil(t, uri, "docs/uris.md:%d: URI not in backticks", i+1)
-		ex := docExample{line: i + 1, listen: listen, uri: uri[1]}
+		ex := docExample{line: i + 1, listen: listen, rewritten: rewritten, uri: uri[1]}
 		if strings.HasPrefix(cells[1], "Err") {
 			ex.err, _, _ = strings.Cut(cells[1], ":")
 		} else {
@@ -76,6 +81,13 @@ func TestDocExamples(t *testing.T) {
 	examples := readDocExamples(t)
 	require.Greater(t, len(examples), 50, "too few examples found in docs/uris.md")
 	r := newTestResolver(t, nil)
+	// The rules of the rewrites section of docs/uris.md.
+	rw := newTestResolver(t, &resolver.Config{Rewrites: []resolver.Rewrite{
+		resolver.VchanByName("vm"),
+		{Suffix: "db.internal", Func: func(ctx context.Context, q *resolver.RewriteRequest) ([]resolver.Endpoint, error) {
+			return []resolver.Endpoint{q.WrapTLS(resolver.Unix{Path: "/run/db.sock"})}, nil
+		}},
+	}})
 	sentinels := map[string]error{
 		"ErrMalformedURI":       resolver.ErrMalformedURI,
 		"ErrUnknownScheme":      resolver.ErrUnknownScheme,
@@ -85,6 +97,9 @@ func TestDocExamples(t *testing.T) {
 	for _, ex := range examples {
 		t.Run(ex.uri, func(t *testing.T) {
 			resolve := r.Resolve
+			if ex.rewritten {
+				resolve = rw.Resolve
+			}
 			if ex.listen {
 				resolve = r.ResolveListen
 			}

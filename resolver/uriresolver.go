@@ -83,6 +83,10 @@ type Config struct {
 	// lookup is kept. (conduit's Happy Eyeballs interleaves the families
 	// either way; this decides which goes first.)
 	PreferIPv4 bool
+
+	// Rewrites map the host names under domain suffixes to endpoints of
+	// their own, before the hosts tables and DNS: see Rewrite.
+	Rewrites []Rewrite
 }
 
 // A URIResolver resolves the URIs of docs/uris.md to endpoints. It is safe
@@ -95,6 +99,7 @@ type URIResolver struct {
 	lookupSRV  func(ctx context.Context, name string) ([]dnsstub.SRV, error)
 	stub       *dnsstub.Stub // nil when neither lookup uses it
 	preferIPv4 bool
+	rewrites   rewriteRules
 	randMu     sync.Mutex
 	rand       *rand.Rand // nil: the global source
 	after      func(d time.Duration) <-chan time.Time
@@ -133,6 +138,9 @@ func New(cfg *Config) (*URIResolver, error) {
 		preferIPv4: cfg.PreferIPv4,
 		after:      cfg.After,
 		refresh:    cfg.RefreshInterval,
+	}
+	if r.rewrites, err = compileRewrites(cfg.Rewrites); err != nil {
+		return nil, err
 	}
 	if cfg.Rand != nil {
 		r.rand = rand.New(cfg.Rand)
@@ -342,6 +350,26 @@ func (r *URIResolver) resolveHost(ctx context.Context, uri string, listen bool, 
 		tls = svc.TLS
 		if port < 0 {
 			port = int(svc.Port)
+		}
+	}
+	if len(r.rewrites) > 0 && !p.addr.IsValid() && p.host != "" {
+		host := strings.TrimSuffix(p.host, ".")
+		q := RewriteRequest{
+			URI: uri, Scheme: p.scheme, Host: host, Port: uint16(max(port, 0)),
+			TLS: tls, ServerName: p.serverName(host), Listen: listen,
+			resolve: func(ctx context.Context, uri string) ([]Endpoint, error) {
+				eps, _, err := r.resolveTTL(ctx, uri, listen)
+				return eps, err
+			},
+		}
+		eps, ok, err := r.rewrites.rewrite(ctx, q)
+		if err != nil {
+			return nil, 0, &URIError{URI: uri, Err: err}
+		}
+		if ok {
+			// A rule's answer may change at any time: never cached.
+			*cacheable = false
+			return eps, -1, nil
 		}
 	}
 	if port == 0 && !listen {
