@@ -30,11 +30,15 @@ type Config struct {
 	// ReadOrder and WriteOrder are log2 of the sizes of the rings this
 	// side reads from and writes to, MinOrder..MaxOrder (1 KiB..1 MiB).
 	// As in libxenvchan the server (listener) chooses both rings; a
-	// dialler's values are ignored. Zero means 18 (256 KiB). Orders 10
+	// dialler's values are ignored. Zero means 20 (1 MiB: the bulk throughput between
+	// processes is best with big rings; choose less to save memory). Orders 10
 	// and 11 place the rings inside the control page, as libxenvchan does.
 	ReadOrder, WriteOrder int
-	// SpinTime is how long a blocked Read or Write polls the ring before
-	// sleeping on the futex. Zero means 50µs; negative disables spinning.
+	// SpinTime is the longest a blocked Read or Write polls the ring
+	// before sleeping on the futex. Zero means 50µs; negative disables
+	// spinning. Within it the spin adapts: spins that keep failing (a
+	// slow or descheduled peer) shrink it, down to none; waits the peer
+	// ends soon grow it back.
 	SpinTime time.Duration
 	// LivenessInterval bounds how long a blocked call sleeps before
 	// checking that the peer process is still alive, so a peer killed
@@ -51,7 +55,7 @@ func (c *Config) Clone() *Config {
 	return &cc
 }
 
-const defaultOrder = 18
+const defaultOrder = 20
 
 func (c *Config) dir() string {
 	if c != nil && c.Dir != "" {

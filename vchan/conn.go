@@ -27,11 +27,12 @@ type Conn struct {
 	e            *endpoint
 	be           backend
 	laddr, raddr *Addr
-	spin         time.Duration
 	liveness     time.Duration
 	onClose      func() // removes rendezvous leftovers; may be nil
 
 	readMu, writeMu sync.Mutex
+	rdSpin          spinPolicy // guarded by readMu
+	wrSpin          spinPolicy // guarded by writeMu
 	closed          atomic.Bool
 	wrShut          atomic.Bool
 	rdDeadline      atomic.Int64 // unix nanoseconds, 0 = none
@@ -43,7 +44,9 @@ type Conn struct {
 var _ net.Conn = (*Conn)(nil)
 
 func newConn(e *endpoint, be backend, laddr, raddr *Addr, cfg *Config, onClose func()) *Conn {
-	return &Conn{e: e, be: be, laddr: laddr, raddr: raddr, spin: cfg.spinTime(), liveness: cfg.liveness(), onClose: onClose}
+	spin := cfg.spinTime()
+	return &Conn{e: e, be: be, laddr: laddr, raddr: raddr, liveness: cfg.liveness(), onClose: onClose,
+		rdSpin: newSpinPolicy(spin), wrSpin: newSpinPolicy(spin)}
 }
 
 // Read reads from the ring the peer writes. See Conn for its errors.
@@ -84,7 +87,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 			}
 			return 0, io.EOF
 		}
-		if err := c.block(ready, notifyWrite, &c.rdDeadline); err != nil {
+		if err := c.block(ready, notifyWrite, &c.rdDeadline, &c.rdSpin); err != nil {
 			if n, _ := e.readable(); n > 0 {
 				return e.read(p, n), nil // drain what a dead peer left
 			}
@@ -142,36 +145,39 @@ func (c *Conn) writev(in [][]byte) (int64, error) {
 			total += int64(e.write(&bufs, space))
 			continue
 		}
-		if err := c.block(ready, notifyRead, &c.wrDeadline); err != nil {
+		if err := c.block(ready, notifyRead, &c.wrDeadline, &c.wrSpin); err != nil {
 			return total, opError("write", c.raddr, err)
 		}
 	}
 	return total, nil
 }
 
-// block waits until ready might return true: it polls for the spin time,
-// then asks the peer for a notification (bit), checks once more and
-// sleeps on the backend's event. It returns os.ErrDeadlineExceeded when
-// the deadline has passed and ErrPeerDied when the peer's process is gone;
-// nil means "look again".
-func (c *Conn) block(ready func() bool, bit uint8, deadline *atomic.Int64) error {
+// block waits until ready might return true: it polls for the spin
+// policy's budget, then asks the peer for a notification (bit), checks
+// once more and sleeps on the backend's event. It returns
+// os.ErrDeadlineExceeded when the deadline has passed and ErrPeerDied
+// when the peer's process is gone; nil means "look again".
+func (c *Conn) block(ready func() bool, bit uint8, deadline *atomic.Int64, sp *spinPolicy) error {
 	start := time.Now()
 	if d := deadline.Load(); d != 0 && start.UnixNano() >= d {
 		return os.ErrDeadlineExceeded
 	}
-	if c.spin > 0 {
+	if budget := sp.budget(); budget > 0 {
 		for i := 1; ; i++ {
 			if ready() {
+				sp.spun(true)
 				return nil
 			}
 			if i%64 == 0 {
-				if time.Since(start) > c.spin {
+				if time.Since(start) > budget {
+					sp.spun(false)
 					break
 				}
 				runtime.Gosched()
 			}
 		}
 	}
+	defer func() { sp.slept(time.Since(start)) }()
 	lastCheck := start
 	for {
 		tok := c.be.prepare()

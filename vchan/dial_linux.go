@@ -119,7 +119,10 @@ func dial(ctx context.Context, cfg *Config, raddr *Addr) (*Conn, error) {
 			st.removeDir(req)
 		}
 	}()
-	if err := ringDoorbell(bell); err != nil {
+	if err := ringDoorbell(bell, srv); err != nil {
+		if errors.Is(err, ErrProtocol) {
+			return nil, err
+		}
 		return nil, ErrRefused
 	}
 
@@ -171,6 +174,7 @@ type Listener struct {
 	cfg      *Config
 	rd, wr   int
 	bellPath string
+	bellFile *os.File // the doorbell memfd, referenced by bellPath
 	bell     []byte
 	bellWord *uint32
 	unname   func()
@@ -244,7 +248,17 @@ func listen(ctx context.Context, cfg *Config, port string) (_ *Listener, err err
 		return nil, err
 	}
 	path := st.listenPath(dom.id, port)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if l.bellFile, l.bell, err = newDoorbell(); err != nil {
+		return nil, err
+	}
+	// Publish the doorbell's reference under the port's name, failing if
+	// the port is taken: write it aside, then link (which never replaces).
+	tmp := filepath.Join(filepath.Dir(path), randName(".tmp-"))
+	if err := os.WriteFile(tmp, []byte(memRef(l.bellFile)), 0o600); err != nil {
+		return nil, err
+	}
+	err = os.Link(tmp, path)
+	os.Remove(tmp)
 	if errors.Is(err, fs.ErrExist) {
 		return nil, ErrInUse
 	}
@@ -252,14 +266,6 @@ func listen(ctx context.Context, cfg *Config, port string) (_ *Listener, err err
 		return nil, err
 	}
 	l.bellPath = path
-	err = f.Truncate(pageSize)
-	if err == nil {
-		l.bell, err = mapFile(f, pageSize)
-	}
-	f.Close()
-	if err != nil {
-		return nil, err
-	}
 	l.bellWord = word(l.bell, 0)
 	if cfg.Name != "" {
 		if l.unname, err = st.registerName(cfg.Name, dom.id); err != nil {
@@ -276,6 +282,10 @@ func (l *Listener) cleanup() {
 	if l.bell != nil {
 		unix.Munmap(l.bell)
 		l.bell = nil
+	}
+	if l.bellFile != nil {
+		l.bellFile.Close()
+		l.bellFile = nil
 	}
 	if l.bellPath != "" {
 		os.Remove(l.bellPath)
@@ -336,7 +346,7 @@ func (l *Listener) tryAccept() (*Conn, error) {
 			l.st.removeDir(req) // a dead client's
 			continue
 		}
-		if exists(filepath.Join(req, "ring")) {
+		if exists(filepath.Join(req, "ring-ref")) {
 			continue // served, the client has not mapped it yet
 		}
 		m, be, err := createRing(req, l.rd, l.wr, p)
@@ -355,7 +365,9 @@ func (l *Listener) tryAccept() (*Conn, error) {
 			}
 		}
 		c := newConn(en, be, l.addr, raddr, l.cfg, onClose)
-		if !l.waitConnected(c) {
+		connected := l.waitConnected(c)
+		be.dropRef() // the client has opened the memfd, or never will
+		if !connected {
 			c.Close()
 			continue
 		}

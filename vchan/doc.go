@@ -1,8 +1,8 @@
 // Package vchan implements the Xen vchan protocol (libxenvchan's shared
 // ring layout, byte for byte) between processes on one Linux host: the
-// rings live in a shared file mapping, the event channel is a pair of
-// futexes (spin briefly, then sleep), and a store directory stands in for
-// xenstore. It is conduit's vchan://DOMID/PORT and vchan://NAME/PORT
+// rings live in a memfd sealed against resizing (so a peer cannot tear
+// the mapping), the event channel is a pair of futexes (spin adaptively,
+// then sleep), and a store directory stands in for xenstore. It is conduit's vchan://DOMID/PORT and vchan://NAME/PORT
 // transport; docs/vchan.md specifies the layout and the rendezvous.
 //
 //	l, err := vchan.Listen(ctx, &vchan.Config{Name: "db"}, "sql")

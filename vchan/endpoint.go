@@ -1,9 +1,5 @@
 package vchan
 
-import (
-	"sync/atomic"
-)
-
 // endpoint is one side's ring machinery over the shared memory: the
 // index arithmetic of libxenvchan's io.c, with every shared access atomic
 // and every value read from the peer checked before use.
@@ -56,8 +52,8 @@ func newEndpoint(server bool, m shared, be backend) *endpoint {
 	}
 	e.rdMask = uint32(len(e.rdBuf) - 1)
 	e.wrMask = uint32(len(e.wrBuf) - 1)
-	e.cons = atomic.LoadUint32(e.rdCons)
-	e.prod = atomic.LoadUint32(e.wrProd)
+	e.cons = loadLE(e.rdCons)
+	e.prod = loadLE(e.wrProd)
 	return e
 }
 
@@ -65,7 +61,7 @@ func newEndpoint(server bool, m shared, be backend) *endpoint {
 // consumed. A producer index more than a ring ahead of ours is a protocol
 // violation (libxenvchan silently treats it as empty; we fail).
 func (e *endpoint) readable() (uint32, error) {
-	n := atomic.LoadUint32(e.rdProd) - e.cons // acquire: data before prod
+	n := loadLE(e.rdProd) - e.cons // acquire: data before prod
 	if n > uint32(len(e.rdBuf)) {
 		return 0, protocolErrorf("peer's producer index is %d bytes ahead in a ring of %d", n, len(e.rdBuf))
 	}
@@ -74,7 +70,7 @@ func (e *endpoint) readable() (uint32, error) {
 
 // writable returns the free space in the ring we write.
 func (e *endpoint) writable() (uint32, error) {
-	used := e.prod - atomic.LoadUint32(e.wrCons) // acquire: peer is done with freed bytes
+	used := e.prod - loadLE(e.wrCons) // acquire: peer is done with freed bytes
 	if used > uint32(len(e.wrBuf)) {
 		return 0, protocolErrorf("peer's consumer index is %d bytes behind in a ring of %d", used, len(e.wrBuf))
 	}
@@ -89,7 +85,7 @@ func (e *endpoint) read(p []byte, avail uint32) int {
 	k := copy(p[:n], e.rdBuf[off:])
 	copy(p[k:n], e.rdBuf)
 	e.cons += n
-	atomic.StoreUint32(e.rdCons, e.cons) // release: our reads before the space is reused
+	storeLE(e.rdCons, e.cons) // release: our reads before the space is reused
 	e.sendNotify(notifyRead)
 	return int(n)
 }
@@ -116,7 +112,7 @@ func (e *endpoint) write(bufs *[][]byte, space uint32) int {
 		return 0
 	}
 	e.prod += n
-	atomic.StoreUint32(e.wrProd, e.prod) // release: data before prod
+	storeLE(e.wrProd, e.prod) // release: data before prod
 	e.sendNotify(notifyWrite)
 	return int(n)
 }
@@ -130,7 +126,18 @@ func (e *endpoint) requestNotify(bit uint8) { e.peerNotify.or(bit) }
 // (libxenvchan's send_notify). The index store before it is sequentially
 // consistent, so the peer either sees the new index or its request is
 // seen here.
+//
+// The bit is loaded first and cleared (a locked read-modify-write on the
+// line the peer polls) only when set: while the peer is busy, a read or
+// write costs one atomic store and one load. This is safe because both
+// our index store and this load are sequentially consistent, as are the
+// peer's OR of the bit and its re-check of the index: if the load misses
+// the bit, the OR comes later in the total order and the re-check after
+// it sees our index.
 func (e *endpoint) sendNotify(bit uint8) {
+	if e.myNotify.load()&bit == 0 {
+		return
+	}
 	if e.myNotify.fetchClear(bit)&bit != 0 {
 		e.be.signal()
 	}

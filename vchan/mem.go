@@ -54,9 +54,9 @@ func newMemChannel(leftOrder, rightOrder int) (*memChannel, error) {
 // writeHeader initialises a control page as libxenvchan's init_gnt_srv
 // does. grants may be nil when no ring needs separate pages.
 func writeHeader(page []byte, leftOrder, rightOrder int, grants []uint32) {
-	atomic.StoreUint32(word(page, offLeftOrder), uint32(leftOrder)|uint32(rightOrder)<<16)
+	storeLE(word(page, offLeftOrder), uint32(leftOrder)|uint32(rightOrder)<<16)
 	for i, g := range grants {
-		atomic.StoreUint32(word(page, offGrants+4*i), g)
+		storeLE(word(page, offGrants+4*i), g)
 	}
 	newFlagByte(page, offCliLive).store(liveWaiting)
 	newFlagByte(page, offSrvLive).store(liveConnected)

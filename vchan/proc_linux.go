@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -42,11 +43,12 @@ func procStat(pid int) (start uint64, state string, err error) {
 	return start, f[0], err
 }
 
-func selfProc() procID {
+// selfProc returns this process's identity (read once: it never changes).
+var selfProc = sync.OnceValue(func() procID {
 	pid := os.Getpid()
 	start, _ := procStart(pid)
 	return procID{pid: pid, start: start}
-}
+})
 
 // alive reports whether the process still runs: kill(pid, 0) succeeds,
 // it is not a zombie, and its start time matches (the pid was not reused).

@@ -1,6 +1,7 @@
 package vchan
 
 import (
+	"math/bits"
 	"sync/atomic"
 	"unsafe"
 )
@@ -19,20 +20,30 @@ func word(b []byte, off int) *uint32 {
 	return (*uint32)(p)
 }
 
-// hostLittleEndian tells how the byte fields sit inside the flags word.
-var hostLittleEndian = func() bool {
-	x := uint16(1)
-	return *(*byte)(unsafe.Pointer(&x)) == 1
-}()
+// le converts between a little-endian shared word and a host value (the
+// identity on little-endian hosts; a constant-folded byte swap elsewhere).
+func le(x uint32) uint32 {
+	if hostBigEndian {
+		return bits.ReverseBytes32(x)
+	}
+	return x
+}
+
+// loadLE and storeLE are the atomic accesses to the little-endian words
+// of the control page: indices, orders and grants. (Futex words are in
+// host order, as the kernel reads them; they are our extension and both
+// sides share the host.)
+func loadLE(w *uint32) uint32     { return le(atomic.LoadUint32(w)) }
+func storeLE(w *uint32, v uint32) { atomic.StoreUint32(w, le(v)) }
 
 // byteShift is the shift of the byte at off (20..23) inside the flags
-// word at offset 20.
+// word at offset 20, as the host loads that word.
 func byteShift(off int) uint {
 	i := uint(off - offFlagsWord)
-	if hostLittleEndian {
-		return 8 * i
+	if hostBigEndian {
+		return 8 * (3 - i)
 	}
-	return 8 * (3 - i)
+	return 8 * i
 }
 
 // flagByte is one of the one-byte fields live and notify, accessed

@@ -2,7 +2,6 @@ package vchan
 
 import (
 	"encoding/binary"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -13,7 +12,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The shared file of a connection ("ring" in the request directory):
+// The shared memory of a connection (a sealed memfd of the server,
+// published in the request directory as ring-ref = "/proc/PID/fd/N"):
 //
 //	page 0                  control page (struct vchan_interface, with
 //	                        rings of order 10/11 inside it)
@@ -40,7 +40,19 @@ type shmBackend struct {
 
 	mu       sync.RWMutex // write-held by release; read-held by kick and signal
 	mem      []byte
+	ref      *os.File // server: the memfd, open until the client has opened it
 	released bool
+}
+
+// dropRef closes the memfd the store's ring-ref names: the client has
+// opened it (or given up), and the mapping lives on without it.
+func (b *shmBackend) dropRef() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.ref != nil {
+		b.ref.Close()
+		b.ref = nil
+	}
 }
 
 func (b *shmBackend) prepare() uint32                  { return b.ev.prepare() }
@@ -70,6 +82,10 @@ func (b *shmBackend) release() error {
 		return nil
 	}
 	b.released = true
+	if b.ref != nil {
+		b.ref.Close()
+		b.ref = nil
+	}
 	return unix.Munmap(b.mem)
 }
 
@@ -77,9 +93,11 @@ func mapFile(f *os.File, size int) ([]byte, error) {
 	return unix.Mmap(int(f.Fd()), 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
 }
 
-// createRing lays out and maps a new shared file in dir, as the server,
-// with the server's read (left) and write (right) orders chosen as
-// libxenvchan does. It writes event-channel and then ring-ref.
+// createRing lays out and maps a new shared memfd, as the server, with
+// the server's read (left) and write (right) orders chosen as libxenvchan
+// does. The memfd is sealed against resizing before it is mapped. It
+// writes event-channel and then ring-ref (the memfd's /proc reference) in
+// dir; the returned backend keeps the memfd open until dropRef.
 func createRing(dir string, readOrder, writeOrder int, client procID) (shared, *shmBackend, error) {
 	left, right := chooseOrders(1<<readOrder, 1<<writeOrder)
 	lp, rp, err := placeRings(left, right)
@@ -88,16 +106,13 @@ func createRing(dir string, readOrder, writeOrder int, client procID) (shared, *
 	}
 	npages := 1 + lp.pages + rp.pages + 1
 	evOff := (npages - 1) * pageSize
-	f, err := os.OpenFile(filepath.Join(dir, "ring"), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := newSealedMemory("conduit-vchan-ring", npages*pageSize)
 	if err != nil {
-		return shared{}, nil, err
-	}
-	defer f.Close()
-	if err := f.Truncate(int64(npages * pageSize)); err != nil {
 		return shared{}, nil, err
 	}
 	mem, err := mapFile(f, npages*pageSize)
 	if err != nil {
+		f.Close()
 		return shared{}, nil, err
 	}
 	grants := make([]uint32, 0, lp.pages+rp.pages)
@@ -110,10 +125,11 @@ func createRing(dir string, readOrder, writeOrder int, client procID) (shared, *
 		ev:   futexEvent{mine: word(mem, evOff+evSrvFutex), peer: word(mem, evOff+evCliFutex)},
 		peer: client,
 		mem:  mem,
+		ref:  f,
 	}
 	err = os.WriteFile(filepath.Join(dir, "event-channel"), []byte(strconv.Itoa(evOff)+"\n"), 0o600)
 	if err == nil {
-		err = writeAtomic(filepath.Join(dir, "ring-ref"), []byte("ring\n"))
+		err = writeAtomic(filepath.Join(dir, "ring-ref"), []byte(memRef(f)))
 	}
 	if err != nil {
 		b.release()
@@ -138,16 +154,14 @@ func sharedFromMapping(mem []byte, lp, rp ringPlacement, grants []uint32, evOff 
 	}
 }
 
-// openRing maps the shared file a server published in dir, as the
-// client, validating everything in it: the server is not trusted.
+// openRing maps the shared memory a server published in dir, as the
+// client, validating everything about it: the server is not trusted. The
+// memory must be a memfd sealed against resizing (openSealed), else the
+// server could truncate it under our mapping.
 func openRing(dir string, server procID) (shared, *shmBackend, error) {
 	ref, err := os.ReadFile(filepath.Join(dir, "ring-ref"))
 	if err != nil {
 		return shared{}, nil, err
-	}
-	name := strings.TrimSpace(string(ref))
-	if !namePattern.MatchString(name) {
-		return shared{}, nil, protocolErrorf("ring-ref %q is not a file name", name)
 	}
 	evb, err := os.ReadFile(filepath.Join(dir, "event-channel"))
 	if err != nil {
@@ -157,19 +171,11 @@ func openRing(dir string, server procID) (shared, *shmBackend, error) {
 	if err != nil {
 		return shared{}, nil, protocolErrorf("event-channel %q is not a number", evb)
 	}
-	f, err := os.OpenFile(filepath.Join(dir, name), os.O_RDWR, 0)
+	f, size, err := openSealed(string(ref), server, 2*pageSize, maxFileSize)
 	if err != nil {
 		return shared{}, nil, err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return shared{}, nil, err
-	}
-	size := st.Size()
-	if size < 2*pageSize || size > maxFileSize || size%pageSize != 0 {
-		return shared{}, nil, protocolErrorf("shared file of %d bytes", size)
-	}
 	if evOff < pageSize || evOff%pageSize != 0 || int64(evOff+pageSize) > size {
 		return shared{}, nil, protocolErrorf("event page at %d in a file of %d bytes", evOff, size)
 	}
@@ -221,16 +227,33 @@ func parseHeader(mem []byte, evOff int) (shared, error) {
 	return sharedFromMapping(mem, lp, rp, grants, evOff), nil
 }
 
-// ringDoorbell wakes the listener behind a doorbell file.
-func ringDoorbell(path string) error {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+// newDoorbell creates a listener's doorbell: a sealed one-page memfd
+// whose first word is the futex the listener sleeps on.
+func newDoorbell() (*os.File, []byte, error) {
+	f, err := newSealedMemory("conduit-vchan-doorbell", pageSize)
+	if err != nil {
+		return nil, nil, err
+	}
+	mem, err := mapFile(f, pageSize)
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return f, mem, nil
+}
+
+// ringDoorbell wakes the listener behind a doorbell entry (a reference
+// to the owner's sealed memfd).
+func ringDoorbell(path string, owner procID) error {
+	ref, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	f, _, err := openSealed(string(ref), owner, pageSize, pageSize)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	if st, err := f.Stat(); err != nil || st.Size() < pageSize {
-		return fmt.Errorf("vchan: bad doorbell %s", path)
-	}
 	mem, err := mapFile(f, pageSize)
 	if err != nil {
 		return err

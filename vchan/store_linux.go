@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -18,12 +19,12 @@ import (
 //
 //	<dir>/.lock                               flock'd around registrations
 //	<dir>/<domid>/pid                         "PID STARTTIME" of the owner
-//	<dir>/<domid>/listen/<port>               a listener's doorbell page
+//	<dir>/<domid>/listen/<port>               "/proc/PID/fd/N" of the listener's doorbell (a sealed memfd page)
 //	<dir>/<domid>/data/vchan/<cli>/<port>/    one connection request:
 //	        client-pid                        the client's "PID STARTTIME"
-//	        ring                              the shared file (control page, rings, event page)
-//	        event-channel                     byte offset of the event page in ring
-//	        ring-ref                          "ring", written last
+//	        event-channel                     byte offset of the event page in the shared memory
+//	        ring-ref                          "/proc/PID/fd/N" of the server's sealed memfd
+//	                                          (control page, rings, event page), written last
 //	<dir>/names/<name>                        "<domid>" of a named domain
 //
 // Entries are created atomically (written under a temporary name, then
@@ -68,10 +69,56 @@ func (s *store) lock() (unlock func(), err error) {
 	return func() { f.Close() }, nil
 }
 
+// randName returns a fresh temporary name: prefix, then the creating
+// process ("PID.STARTTIME") so that cleanStale can tell a dead process's
+// leftovers from work in progress, then random hex.
 func randName(prefix string) string {
 	var b [8]byte
 	rand.Read(b[:])
-	return prefix + hex.EncodeToString(b[:])
+	self := selfProc()
+	return fmt.Sprintf("%s%d.%d-%s", prefix, self.pid, self.start, hex.EncodeToString(b[:]))
+}
+
+// tempPrefixes are the prefixes of the store's temporary names: a domain
+// directory being created, a directory being deleted, a file being
+// written, a connection request being posted.
+var tempPrefixes = []string{".new-", ".trash-", ".tmp-", ".req-"}
+
+// legacyLeftoverAge is how old a temporary entry without an owner in its
+// name must be to count as left over: live processes rename theirs within
+// milliseconds.
+const legacyLeftoverAge = time.Minute
+
+// leftover reports whether the directory entry e is a temporary entry
+// left by a dead process.
+func leftover(e fs.DirEntry) bool {
+	name := e.Name()
+	for _, prefix := range tempPrefixes {
+		rest, ok := strings.CutPrefix(name, prefix)
+		if !ok {
+			continue
+		}
+		owner, _, ok := strings.Cut(rest, "-")
+		if pid, start, ok2 := strings.Cut(owner, "."); ok && ok2 {
+			p, err := parseProc([]byte(pid + " " + start))
+			if err == nil {
+				return !p.alive()
+			}
+		}
+		info, err := e.Info()
+		return err == nil && time.Since(info.ModTime()) > legacyLeftoverAge
+	}
+	return false
+}
+
+// sweepLeftovers removes the temporary entries of dead processes in dir.
+func sweepLeftovers(dir string) {
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if leftover(e) {
+			os.RemoveAll(filepath.Join(dir, e.Name()))
+		}
+	}
 }
 
 // writeAtomic writes data to path through a temporary file and a rename.
@@ -216,8 +263,10 @@ func (s *store) lookupName(name string) (int, error) {
 	return id, nil
 }
 
-// cleanStale removes the domains of dead processes and name entries
-// pointing at no live domain.
+// cleanStale removes the domains of dead processes, name entries
+// pointing at no live domain, and the temporary entries (.new-, .trash-,
+// .tmp-, .req-) of dead processes: in the store, in names/, and in the
+// listen/ and data/vchan/<cli>/ directories of live domains.
 func (s *store) cleanStale() {
 	unlock, err := s.lock()
 	if err != nil {
@@ -231,10 +280,20 @@ func (s *store) cleanStale() {
 			continue
 		}
 		if p, err := s.owner(id); err == nil && p.alive() {
+			dom := s.domDir(id)
+			sweepLeftovers(filepath.Join(dom, "listen"))
+			clis, _ := os.ReadDir(filepath.Join(dom, "data", "vchan"))
+			for _, c := range clis {
+				if c.IsDir() {
+					sweepLeftovers(filepath.Join(dom, "data", "vchan", c.Name()))
+				}
+			}
 			continue
 		}
 		s.removeDir(s.domDir(id))
 	}
+	sweepLeftovers(s.dir)
+	sweepLeftovers(filepath.Join(s.dir, "names"))
 	names, _ := os.ReadDir(filepath.Join(s.dir, "names"))
 	for _, e := range names {
 		if strings.HasPrefix(e.Name(), ".") {

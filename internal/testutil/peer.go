@@ -96,6 +96,18 @@ func (p *Process) WaitLine(t testing.TB, re *regexp.Regexp, timeout time.Duratio
 				return m
 			}
 		case <-p.exited:
+			// Lines printed just before exiting may still be queued.
+			for {
+				select {
+				case line := <-p.lines:
+					if m := re.FindStringSubmatch(line); m != nil {
+						return m
+					}
+					continue
+				default:
+				}
+				break
+			}
 			t.Fatalf("%s exited before printing a line matching %q: %s", p.cmd.Path, re, p.Stderr())
 		case <-deadline.C:
 			t.Fatalf("%s printed no line matching %q within %v: %s", p.cmd.Path, re, timeout, p.Stderr())
