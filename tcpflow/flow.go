@@ -110,6 +110,8 @@ type Stack interface {
 	Input(src, dst netip.Addr, segment []byte) error
 
 	// Close removes every listener, waits for the stack's own goroutines
-	// and releases its resources. Flows already handed out stay open.
+	// and releases its resources. On the kernel backend flows already
+	// handed out stay open; a userspace stack resets them, since they
+	// cannot outlive the stack that carries them.
 	Close() error
 }

@@ -1,0 +1,20 @@
+// Package tcp is the TCP of the userspace stack (RFC 9293), split by
+// concern as gVisor's transport/tcp is: protocol.go demultiplexes
+// segments to connections and listeners, connect.go holds the handshake
+// and the state machine, snd.go the send side (Nagle, retransmission,
+// RFC 6298 RTO, zero-window persist, keepalive), rcv.go the receive side
+// (out-of-order queue, SACK blocks, window), reno.go NewReno congestion
+// control (RFC 5681, RFC 6582), timer.go the lazily re-armed timers over
+// an injected clock, isn.go the RFC 6528 initial sequence numbers and
+// RFC 6056 port offsets.
+//
+// A Protocol knows nothing of IPv4: it is given segments with their
+// addresses (HandleSegment) and sends through Options.Output. Package
+// stack wires it to an IPv4 layer and a link.
+//
+//	p, err := tcp.New(tcp.Options{Addr: addr, Output: send})
+//	p.HandleSegment(src, dst, segment)
+//	f, err := p.Dial(ctx, dst, tcpflow.DialOptions{})
+//
+// Connections are tcpflow.Flows; every method is safe for concurrent use.
+package tcp

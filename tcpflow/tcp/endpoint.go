@@ -1,0 +1,463 @@
+package tcp
+
+import (
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/conduit-go/conduit/tcpflow"
+	"github.com/conduit-go/conduit/tcpflow/internal/seqnum"
+)
+
+// state is a connection state of RFC 9293 section 3.3.2.
+type state uint8
+
+const (
+	stateClosed state = iota
+	stateSynSent
+	stateSynRcvd
+	stateEstablished
+	stateFinWait1
+	stateFinWait2
+	stateCloseWait
+	stateClosing
+	stateLastAck
+	stateTimeWait
+)
+
+var stateNames = [...]string{"CLOSED", "SYN-SENT", "SYN-RECEIVED", "ESTABLISHED", "FIN-WAIT-1", "FIN-WAIT-2", "CLOSE-WAIT", "CLOSING", "LAST-ACK", "TIME-WAIT"}
+
+func (s state) String() string { return stateNames[s] }
+
+// Internal causes, wrapped in *tcpflow.Error at the boundary.
+var (
+	errConnReset   = errors.New("tcp: connection reset")
+	errRetransmit  = errors.New("tcp: retransmissions unanswered")
+	errKeepalive   = errors.New("tcp: keepalive probes unanswered")
+	errICMPRefused = errors.New("tcp: ICMP destination unreachable")
+	errAborted     = errors.New("tcp: connection aborted")
+)
+
+type timeoutError struct{ error }
+
+func (timeoutError) Timeout() bool { return true }
+
+func kindOf(err error) error {
+	switch {
+	case errors.Is(err, errConnReset):
+		return tcpflow.ErrReset
+	case errors.Is(err, errICMPRefused):
+		return tcpflow.ErrRefused
+	case errors.Is(err, errRetransmit), errors.Is(err, errKeepalive):
+		return tcpflow.ErrTimeout
+	}
+	return nil
+}
+
+// endpoint is one TCP connection and the Flow handed to the user. Its
+// methods are safe for concurrent use; concurrent writes are serialized
+// whole (one Write's bytes are never interleaved with another's).
+type endpoint struct {
+	p  *Protocol
+	id connID
+
+	wmu sync.Mutex // serializes writers
+
+	mu       sync.Mutex
+	state    state
+	err      error // why the connection ended abnormally
+	wake     chan struct{}
+	listener *listener // passive opens, until delivered
+	// delivered: handed to the listener (guarded by p.mu).
+	delivered bool
+	// userClosed: Close was called; readClosed: reads return ErrClosed.
+	userClosed bool
+
+	readDeadline, writeDeadline time.Time
+
+	// Send side (snd.go).
+	iss, sndUna, sndNxt, sndMax seqnum.Value
+	sndWnd                      uint32 // scaled
+	maxSndWnd                   uint32
+	sndWl1, sndWl2              seqnum.Value
+	sndShift                    uint8 // the peer's window scale
+	sndBuf                      []byte
+	sndBufStart                 seqnum.Value // sequence number of sndBuf[0]
+	pushSeq                     seqnum.Value // data before it goes out without Nagle delay
+	finQueued                   bool
+	mss                         int
+	// Congestion control (reno.go).
+	cwnd, ssthresh int
+	dupAcks        int
+	inRecovery     bool
+	recover        seqnum.Value
+	// RTT and RTO (RFC 6298).
+	srtt, rttvar, rto time.Duration
+	rttTiming         bool
+	rttSeq            seqnum.Value
+	rttStart          time.Time
+	retries           int
+	probes            int // unanswered zero-window probes
+
+	// Receive side (rcv.go).
+	irs, rcvNxt seqnum.Value
+	rcvShift    uint8 // our window scale
+	rcvBuf      []byte
+	ooo         []oooSeg
+	oooFin      bool // a FIN at oooFinSeq is queued
+	oooFinSeq   seqnum.Value
+	rcvAdvEdge  seqnum.Value // rcvNxt + window advertised
+	finRcvd     bool
+
+	// Options negotiated.
+	sackOK   bool
+	tsOK     bool
+	tsRecent uint32
+	wsOK     bool
+
+	// Timers (timer.go).
+	rtoTimer, persistTimer, kaTimer, closeTimer timer
+	ka                                          *tcpflow.Keepalive
+	kaProbes                                    int
+	lastRecv                                    time.Time
+}
+
+var _ tcpflow.Flow = (*endpoint)(nil)
+
+func (p *Protocol) newEndpoint(id connID, ka *tcpflow.Keepalive) *endpoint {
+	e := &endpoint{p: p, id: id, rto: p.o.RTOInitial, mss: min(p.o.MSS, DefaultMSS)}
+	if ka != nil && ka.After > 0 {
+		k := *ka
+		if k.Interval <= 0 {
+			k.Interval = k.After
+		}
+		k.Probes = max(k.Probes, 1)
+		e.ka = &k
+	}
+	e.rtoTimer.init(e, e.onRTO)
+	e.persistTimer.init(e, e.onPersist)
+	e.kaTimer.init(e, e.onKeepalive)
+	e.closeTimer.init(e, e.onCloseTimer)
+	for e.rcvShift < 14 && p.o.RecvBuffer>>e.rcvShift > 0xffff {
+		e.rcvShift++
+	}
+	return e
+}
+
+// waitCh returns a channel closed at the next state change. e.mu is held.
+func (e *endpoint) waitCh() <-chan struct{} {
+	if e.wake == nil {
+		e.wake = make(chan struct{})
+	}
+	return e.wake
+}
+
+// broadcast wakes every waiter. e.mu is held.
+func (e *endpoint) broadcast() {
+	if e.wake != nil {
+		close(e.wake)
+		e.wake = nil
+	}
+}
+
+// wait releases e.mu until the next state change or the deadline; it
+// returns os.ErrDeadlineExceeded once the deadline has passed.
+func (e *endpoint) wait(deadline *time.Time) error {
+	d := *deadline
+	if !d.IsZero() {
+		left := time.Until(d)
+		if left <= 0 {
+			return os.ErrDeadlineExceeded
+		}
+		ch := e.waitCh()
+		t := time.NewTimer(left)
+		e.mu.Unlock()
+		select {
+		case <-ch:
+		case <-t.C:
+		}
+		t.Stop()
+		e.mu.Lock()
+		return nil
+	}
+	ch := e.waitCh()
+	e.mu.Unlock()
+	<-ch
+	e.mu.Lock()
+	return nil
+}
+
+func (e *endpoint) opError(op string, err error) error {
+	if err == nil || err == io.EOF || errors.Is(err, net.ErrClosed) || errors.Is(err, os.ErrDeadlineExceeded) {
+		return err
+	}
+	kind := kindOf(err)
+	if kind == tcpflow.ErrTimeout {
+		err = timeoutError{err}
+	}
+	return &tcpflow.Error{Op: op, Addr: e.id.remote, Kind: kind, Err: err}
+}
+
+// Read reads received data: io.EOF after the peer's FIN, an error
+// matching tcpflow.ErrReset after a reset, tcpflow.ErrTimeout when the
+// peer stopped answering.
+func (e *endpoint) Read(b []byte) (int, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for {
+		if e.userClosed {
+			return 0, net.ErrClosed
+		}
+		if len(e.rcvBuf) > 0 {
+			if len(b) == 0 {
+				return 0, nil
+			}
+			c := copy(b, e.rcvBuf)
+			e.consumed(c)
+			return c, nil
+		}
+		if e.err != nil {
+			return 0, e.opError("read", e.err)
+		}
+		if e.finRcvd || e.state == stateClosed {
+			return 0, io.EOF
+		}
+		if len(b) == 0 {
+			return 0, nil
+		}
+		if err := e.wait(&e.readDeadline); err != nil {
+			return 0, err
+		}
+	}
+}
+
+// Write queues b, applying Nagle's algorithm.
+func (e *endpoint) Write(b []byte) (int, error) {
+	n, err := e.writev([][]byte{b}, false)
+	return int(n), err
+}
+
+// WriteNodelay queues b and sends it at once.
+func (e *endpoint) WriteNodelay(b []byte) (int, error) {
+	n, err := e.writev([][]byte{b}, true)
+	return int(n), err
+}
+
+// Writev queues every buffer, in order, applying Nagle's algorithm.
+func (e *endpoint) Writev(bufs net.Buffers) (int64, error) { return e.writev(bufs, false) }
+
+// WritevNodelay queues every buffer and sends them at once.
+func (e *endpoint) WritevNodelay(bufs net.Buffers) (int64, error) { return e.writev(bufs, true) }
+
+func (e *endpoint) writev(bufs [][]byte, nodelay bool) (int64, error) {
+	e.wmu.Lock()
+	defer e.wmu.Unlock()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var total int64
+	for _, b := range bufs {
+		for len(b) > 0 {
+			if err := e.writableLocked(); err != nil {
+				return total, err
+			}
+			room := e.p.o.SendBuffer - len(e.sndBuf)
+			if room <= 0 {
+				if err := e.wait(&e.writeDeadline); err != nil {
+					return total, err
+				}
+				continue
+			}
+			n := min(room, len(b))
+			e.sndBuf = append(e.sndBuf, b[:n]...)
+			b = b[n:]
+			total += int64(n)
+			if nodelay || len(b) > 0 {
+				// Partial writes are pushed: the rest waits for room.
+				e.pushSeq = e.sndBufEnd()
+			}
+			e.output()
+		}
+	}
+	if nodelay {
+		e.pushSeq = e.sndBufEnd()
+		e.output()
+	}
+	return total, nil
+}
+
+// writableLocked reports why data cannot be queued now, if so.
+func (e *endpoint) writableLocked() error {
+	switch {
+	case e.userClosed:
+		return net.ErrClosed
+	case e.err != nil:
+		return e.opError("write", e.err)
+	case e.finQueued:
+		return &tcpflow.Error{Op: "write", Addr: e.id.remote, Err: errors.New("write after CloseWrite")}
+	case e.state == stateClosed:
+		return net.ErrClosed
+	}
+	if !e.writeDeadline.IsZero() && !time.Now().Before(e.writeDeadline) {
+		return os.ErrDeadlineExceeded
+	}
+	return nil
+}
+
+// CloseWrite sends a FIN once the queued data is sent.
+func (e *endpoint) CloseWrite() error {
+	e.wmu.Lock()
+	defer e.wmu.Unlock()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.userClosed {
+		return net.ErrClosed
+	}
+	if e.err != nil {
+		return e.opError("close", e.err)
+	}
+	e.shutdownSend()
+	return nil
+}
+
+// shutdownSend queues the FIN and moves to the state that follows.
+func (e *endpoint) shutdownSend() {
+	if e.finQueued {
+		return
+	}
+	switch e.state {
+	case stateEstablished:
+		e.state = stateFinWait1
+	case stateCloseWait:
+		e.state = stateLastAck
+	case stateSynRcvd:
+		// The FIN goes once established (RFC 9293 3.10.4).
+	default:
+		return
+	}
+	e.finQueued = true
+	e.output()
+}
+
+// Close flushes queued data, then sends a FIN. The connection finishes
+// closing in the background; reads and writes fail with net.ErrClosed.
+func (e *endpoint) Close() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.userClosed {
+		return net.ErrClosed
+	}
+	e.userClosed = true
+	e.broadcast()
+	switch e.state {
+	case stateSynSent:
+		e.closeLocked(nil)
+		return nil
+	case stateClosed, stateTimeWait:
+		return nil
+	}
+	// Unread data is dropped; later data is acknowledged and dropped.
+	e.rcvBuf = nil
+	e.shutdownSend()
+	if e.state == stateFinWait2 {
+		e.closeTimer.set(e.p.o.FinTimeout)
+	}
+	return nil
+}
+
+// LocalAddr returns the local address as a *net.TCPAddr.
+func (e *endpoint) LocalAddr() net.Addr { return net.TCPAddrFromAddrPort(e.id.local) }
+
+// RemoteAddr returns the remote address as a *net.TCPAddr.
+func (e *endpoint) RemoteAddr() net.Addr { return net.TCPAddrFromAddrPort(e.id.remote) }
+
+// Dst returns the remote address and port.
+func (e *endpoint) Dst() netip.AddrPort { return e.id.remote }
+
+// Src returns the local address and port.
+func (e *endpoint) Src() netip.AddrPort { return e.id.local }
+
+// SetDeadline sets the read and write deadlines (wall-clock time, as
+// for any net.Conn).
+func (e *endpoint) SetDeadline(t time.Time) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.readDeadline, e.writeDeadline = t, t
+	e.broadcast()
+	return nil
+}
+
+// SetReadDeadline sets the read deadline.
+func (e *endpoint) SetReadDeadline(t time.Time) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.readDeadline = t
+	e.broadcast()
+	return nil
+}
+
+// SetWriteDeadline sets the write deadline.
+func (e *endpoint) SetWriteDeadline(t time.Time) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.writeDeadline = t
+	e.broadcast()
+	return nil
+}
+
+// String names the connection and its state, for logs and tests.
+func (e *endpoint) String() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.id.local.String() + "->" + e.id.remote.String() + " " + e.state.String()
+}
+
+// fail ends the connection with err (a reset or a timeout): waiters wake
+// with it. e.mu is held.
+func (e *endpoint) fail(err error) {
+	if e.err == nil {
+		e.err = err
+	}
+	e.closeLocked(err)
+}
+
+// closeLocked moves to CLOSED and releases everything. e.mu is held.
+func (e *endpoint) closeLocked(err error) {
+	if err != nil && e.err == nil {
+		e.err = err
+	}
+	e.state = stateClosed
+	e.rtoTimer.release()
+	e.persistTimer.release()
+	e.kaTimer.release()
+	e.closeTimer.release()
+	e.sndBuf = nil
+	e.ooo = nil
+	e.broadcast()
+	e.p.remove(e)
+}
+
+// abortLocked sends a reset (unless the connection has not reached the
+// peer or is over) and closes. e.mu is held.
+func (e *endpoint) abortLocked(err error) {
+	switch e.state {
+	case stateClosed:
+		return
+	case stateSynSent, stateTimeWait:
+	default:
+		e.sendReset()
+	}
+	if err == nil {
+		err = errAborted
+	}
+	e.closeLocked(err)
+}
+
+func (e *endpoint) abort(err error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.abortLocked(err)
+}

@@ -1,0 +1,223 @@
+package tcp
+
+import (
+	"github.com/conduit-go/conduit/tcpflow/header"
+	"github.com/conduit-go/conduit/tcpflow/internal/seqnum"
+)
+
+// rcvFree is the room left in the receive buffer.
+func (e *endpoint) rcvFree() int {
+	if e.userClosed {
+		return e.p.o.RecvBuffer
+	}
+	return max(e.p.o.RecvBuffer-len(e.rcvBuf), 0)
+}
+
+// windowField returns the window field to send and records the right
+// edge it advertises, which never moves left (RFC 9293 3.8.6.2.2).
+func (e *endpoint) windowField(syn bool) uint16 {
+	edge := e.rcvNxt.Add(seqnum.Size(e.rcvFree()))
+	if edge.LessThan(e.rcvAdvEdge) {
+		edge = e.rcvAdvEdge
+	}
+	w := uint32(e.rcvNxt.Size(edge))
+	if syn {
+		f := min(w, 0xffff)
+		e.rcvAdvEdge = e.rcvNxt.Add(seqnum.Size(f))
+		return uint16(f)
+	}
+	f := min(w>>e.rcvShift, 0xffff)
+	if adv := e.rcvNxt.Add(seqnum.Size(f << e.rcvShift)); adv.GreaterThan(e.rcvAdvEdge) {
+		e.rcvAdvEdge = adv
+	}
+	return uint16(f)
+}
+
+// rcvWnd is the window last advertised, from rcvNxt.
+func (e *endpoint) rcvWnd() seqnum.Size {
+	if e.rcvAdvEdge.LessThan(e.rcvNxt) {
+		return 0
+	}
+	return e.rcvNxt.Size(e.rcvAdvEdge)
+}
+
+// acceptable is the sequence number test of RFC 9293 3.10.7.4.
+func (e *endpoint) acceptable(s *segment) bool {
+	wnd := e.rcvWnd()
+	l := s.logicalLen()
+	if l == 0 {
+		if wnd == 0 {
+			return s.seq == e.rcvNxt
+		}
+		return s.seq.InWindow(e.rcvNxt, wnd)
+	}
+	if wnd == 0 {
+		return false
+	}
+	return s.seq.InWindow(e.rcvNxt, wnd) || s.seq.Add(l-1).InWindow(e.rcvNxt, wnd)
+}
+
+// processData queues the data of an acceptable segment (in order or in
+// the out-of-order queue), handles its FIN and acknowledges it.
+func (e *endpoint) processData(s *segment) {
+	// Timestamps: remember the peer's for our echoes (RFC 7323 4.3).
+	if e.tsOK && s.opts.HasTimestamps && s.seq.LessThanEq(e.rcvNxt) {
+		e.tsRecent = s.opts.TSVal
+	}
+	seq, data, fin := s.seq, s.data, s.has(header.TCPFlagFIN)
+	if seq.LessThan(e.rcvNxt) {
+		skip := int(seq.Size(e.rcvNxt))
+		if skip > len(data) {
+			e.sendAck()
+			return
+		}
+		data, seq = data[skip:], e.rcvNxt
+	}
+	if end := seq.Add(seqnum.Size(len(data))); end.GreaterThan(e.rcvAdvEdge) {
+		keep := 0
+		if seq.LessThan(e.rcvAdvEdge) {
+			keep = int(seq.Size(e.rcvAdvEdge))
+		}
+		data, fin = data[:keep], false
+	}
+	if seq == e.rcvNxt {
+		if len(data) > 0 {
+			if !e.userClosed {
+				e.rcvBuf = append(e.rcvBuf, data...)
+			}
+			e.rcvNxt = e.rcvNxt.Add(seqnum.Size(len(data)))
+		}
+		if fin {
+			e.processFin()
+		} else {
+			e.drainOOO()
+		}
+		e.broadcast()
+	} else if len(data) > 0 || fin {
+		e.insertOOO(seq, data, fin)
+	}
+	e.sendAck()
+}
+
+// processFin consumes the peer's FIN.
+func (e *endpoint) processFin() {
+	if e.finRcvd {
+		return
+	}
+	e.rcvNxt = e.rcvNxt.Add(1)
+	e.finRcvd = true
+	e.ooo = nil
+	switch e.state {
+	case stateEstablished, stateSynRcvd:
+		e.state = stateCloseWait
+	case stateFinWait1:
+		if e.finAcked() {
+			e.enterTimeWait()
+		} else {
+			e.state = stateClosing
+		}
+	case stateFinWait2:
+		e.enterTimeWait()
+	}
+	e.broadcast()
+}
+
+// insertOOO adds a segment beyond rcvNxt to the out-of-order queue,
+// which stays sorted and without overlaps. Data is copied.
+func (e *endpoint) insertOOO(seq seqnum.Value, data []byte, fin bool) {
+	if fin {
+		e.oooFin, e.oooFinSeq = true, seq.Add(seqnum.Size(len(data)))
+	}
+	if len(data) == 0 {
+		return
+	}
+	res := make([]oooSeg, 0, len(e.ooo)+2)
+	i := 0
+	for i < len(e.ooo) && e.ooo[i].end().LessThanEq(seq) {
+		res = append(res, e.ooo[i])
+		i++
+	}
+	for len(data) > 0 && i < len(e.ooo) && e.ooo[i].seq.LessThan(seq.Add(seqnum.Size(len(data)))) {
+		x := e.ooo[i]
+		if seq.LessThan(x.seq) {
+			n := int(seq.Size(x.seq))
+			res = append(res, oooSeg{seq: seq, data: append([]byte(nil), data[:n]...)})
+		}
+		if end := seq.Add(seqnum.Size(len(data))); x.end().GreaterThanEq(end) {
+			data = nil
+		} else {
+			cut := int(seq.Size(x.end()))
+			if cut > 0 {
+				data, seq = data[cut:], x.end()
+			}
+		}
+		res = append(res, x)
+		i++
+	}
+	if len(data) > 0 {
+		res = append(res, oooSeg{seq: seq, data: append([]byte(nil), data...)})
+	}
+	res = append(res, e.ooo[i:]...)
+	e.ooo = res
+}
+
+// drainOOO moves the queued segments that rcvNxt reached to the receive
+// buffer, and consumes a queued FIN.
+func (e *endpoint) drainOOO() {
+	for len(e.ooo) > 0 && e.ooo[0].seq.LessThanEq(e.rcvNxt) {
+		x := e.ooo[0]
+		e.ooo = e.ooo[1:]
+		if x.end().GreaterThan(e.rcvNxt) {
+			d := x.data[x.seq.Size(e.rcvNxt):]
+			if !e.userClosed {
+				e.rcvBuf = append(e.rcvBuf, d...)
+			}
+			e.rcvNxt = x.end()
+		}
+	}
+	if len(e.ooo) == 0 {
+		e.ooo = nil
+	}
+	if e.oooFin && e.rcvNxt == e.oooFinSeq {
+		e.oooFin = false
+		e.processFin()
+	}
+}
+
+// sackBlocks fills o with up to max blocks describing the queue.
+func (e *endpoint) sackBlocks(o *header.TCPOptions, maxBlocks int) {
+	n := 0
+	for i := 0; i < len(e.ooo) && n < maxBlocks; {
+		start, end := e.ooo[i].seq, e.ooo[i].end()
+		i++
+		for i < len(e.ooo) && e.ooo[i].seq == end {
+			end = e.ooo[i].end()
+			i++
+		}
+		o.SACKBlocks[n] = header.SACKBlock{Start: uint32(start), End: uint32(end)}
+		n++
+	}
+	o.NumSACKBlocks = n
+}
+
+// consumed removes n bytes read by the user and, when the window has
+// opened enough, tells the peer (receiver silly window avoidance).
+func (e *endpoint) consumed(n int) {
+	e.rcvBuf = e.rcvBuf[n:]
+	if len(e.rcvBuf) == 0 {
+		e.rcvBuf = e.rcvBuf[:0:0]
+	}
+	switch e.state {
+	case stateEstablished, stateFinWait1, stateFinWait2:
+	default:
+		return
+	}
+	if e.finRcvd {
+		return
+	}
+	adv := int(e.rcvWnd())
+	newWnd := e.rcvFree()
+	if newWnd-adv >= e.p.o.RecvBuffer/2 || (adv < 2*e.mss && newWnd-adv >= e.mss) {
+		e.sendAck()
+	}
+}

@@ -1,0 +1,318 @@
+package tcp
+
+import (
+	"time"
+
+	"github.com/conduit-go/conduit/tcpflow/header"
+	"github.com/conduit-go/conduit/tcpflow/internal/seqnum"
+)
+
+// canSend reports whether the state lets data and FINs go out.
+func (e *endpoint) canSend() bool {
+	switch e.state {
+	case stateEstablished, stateCloseWait, stateFinWait1, stateClosing, stateLastAck:
+		return true
+	}
+	return false
+}
+
+// output sends what the send and congestion windows and Nagle's
+// algorithm allow, from sndNxt on. e.mu is held.
+func (e *endpoint) output() {
+	if !e.canSend() {
+		return
+	}
+	for {
+		flight := int(e.sndUna.Size(e.sndNxt))
+		usable := min(int(e.sndWnd), e.cwnd) - flight
+		off := int(e.sndBufStart.Size(e.sndNxt))
+		remaining := len(e.sndBuf) - off
+		if remaining > 0 {
+			n := min(remaining, e.mss)
+			if usable < n {
+				if usable <= 0 || flight > 0 {
+					// Window-limited: wait for ACKs (sender silly window
+					// avoidance), or probe a zero window.
+					if e.sndWnd == 0 && flight == 0 {
+						e.persistTimer.setIfStopped(e.rto)
+					}
+					return
+				}
+				n = usable
+			} else if n < e.mss && flight > 0 && e.pushSeq.LessThan(e.sndNxt.Add(seqnum.Size(n))) && !e.finQueued {
+				return // Nagle: a small segment waits for the ACKs
+			}
+			fin := e.finQueued && n == remaining
+			e.transmit(e.sndNxt, n, fin)
+			e.advance(seqnum.Size(n), fin)
+			continue
+		}
+		if e.finQueued && e.sndNxt == e.finSeq() {
+			e.transmit(e.sndNxt, 0, true)
+			e.advance(0, true)
+		}
+		return
+	}
+}
+
+// advance moves sndNxt past n bytes (and a FIN) just sent.
+func (e *endpoint) advance(n seqnum.Size, fin bool) {
+	if fin {
+		n++
+	}
+	if e.sndNxt == e.sndMax && !e.rttTiming && !e.tsOK && n > 0 {
+		// Karn: time only new data.
+		e.rttTiming, e.rttSeq, e.rttStart = true, e.sndNxt.Add(n), e.p.clk.Now()
+	}
+	e.sndNxt = e.sndNxt.Add(n)
+	if e.sndNxt.GreaterThan(e.sndMax) {
+		e.sndMax = e.sndNxt
+	}
+	e.rtoTimer.setIfStopped(e.rto)
+}
+
+// transmit sends n bytes of the send buffer starting at seq, and a FIN
+// after them if fin. It does not move sndNxt.
+func (e *endpoint) transmit(seq seqnum.Value, n int, fin bool) {
+	off := int(e.sndBufStart.Size(seq))
+	data := e.sndBuf[off : off+n]
+	flags := header.TCPFlagACK
+	if off+n == len(e.sndBuf) && n > 0 {
+		flags |= header.TCPFlagPSH
+	}
+	if fin {
+		flags |= header.TCPFlagFIN
+	}
+	if seq.LessThan(e.sndMax) {
+		e.p.stats.retrans.Add(1)
+	}
+	e.sendSegment(seq, flags, data)
+}
+
+// retransmitFirst resends the first unacknowledged segment.
+func (e *endpoint) retransmitFirst() {
+	off := int(e.sndBufStart.Size(e.sndUna))
+	n := min(e.mss, len(e.sndBuf)-off)
+	fin := e.finQueued && off+n == len(e.sndBuf) && e.sndMax.GreaterThan(e.finSeq())
+	if n <= 0 && !fin {
+		return
+	}
+	e.rttTiming = false
+	e.transmit(e.sndUna, max(n, 0), fin)
+}
+
+// sendSegment sends one segment with ACK number, window and options.
+func (e *endpoint) sendSegment(seq seqnum.Value, flags header.TCPFlags, data []byte) {
+	var o header.TCPOptions
+	if e.tsOK {
+		o.HasTimestamps, o.TSVal, o.TSEcr = true, e.tsNow(), e.tsRecent
+	}
+	if e.sackOK && len(e.ooo) > 0 && len(data) == 0 {
+		maxBlocks := header.TCPMaxSACKBlocks
+		if e.tsOK {
+			maxBlocks = 3
+		}
+		e.sackBlocks(&o, maxBlocks)
+	}
+	var buf [header.TCPMaxOptionsSize]byte
+	n, _ := o.Marshal(buf[:])
+	f := header.TCPFields{
+		SrcPort: e.id.local.Port(), DstPort: e.id.remote.Port(),
+		SeqNum: uint32(seq), AckNum: uint32(e.rcvNxt), Flags: flags,
+		WindowSize: e.windowField(false),
+		Options:    buf[:n],
+	}
+	e.p.writeFields(e.id, &f, data)
+}
+
+// sendAck sends an acknowledgment of what we received.
+func (e *endpoint) sendAck() { e.sendSegment(e.sndNxt, header.TCPFlagACK, nil) }
+
+// tsNow is our timestamp clock: milliseconds.
+func (e *endpoint) tsNow() uint32 { return uint32(e.p.clk.Now().UnixMilli()) }
+
+// tsRTT is the round-trip time an echoed timestamp measures.
+func (e *endpoint) tsRTT(ecr uint32) time.Duration {
+	return time.Duration(int32(e.tsNow()-ecr)) * time.Millisecond
+}
+
+// processAck handles the acknowledgment and window of s (RFC 9293
+// 3.10.7.4, fifth step); it returns false to drop the segment.
+func (e *endpoint) processAck(s *segment) bool {
+	ack := s.ack
+	if ack.GreaterThan(e.sndMax) {
+		e.sendAck()
+		return false
+	}
+	windowChanged := false
+	if e.sndUna.LessThanEq(ack) && (e.sndWl1.LessThan(s.seq) || e.sndWl1 == s.seq && e.sndWl2.LessThanEq(ack)) {
+		w := uint32(s.window) << e.sndShift
+		windowChanged = w != e.sndWnd
+		e.sndWnd, e.sndWl1, e.sndWl2 = w, s.seq, ack
+		e.maxSndWnd = max(e.maxSndWnd, w)
+		if w > 0 {
+			e.persistTimer.stop()
+		}
+	}
+	if e.sndUna.LessThanEq(ack) {
+		e.probes = 0
+	}
+	if ack.GreaterThan(e.sndUna) {
+		acked := e.sndUna.Size(ack)
+		if e.tsOK && s.opts.HasTimestamps && s.opts.TSEcr != 0 {
+			e.rttSample(e.tsRTT(s.opts.TSEcr))
+		} else if e.rttTiming && e.rttSeq.LessThanEq(ack) {
+			e.rttTiming = false
+			e.rttSample(e.p.clk.Now().Sub(e.rttStart))
+		}
+		n := min(int(e.sndBufStart.Size(ack)), len(e.sndBuf))
+		e.sndBuf = e.sndBuf[n:]
+		if len(e.sndBuf) == 0 {
+			e.sndBuf = e.sndBuf[:0:0]
+		}
+		e.sndBufStart = e.sndBufStart.Add(seqnum.Size(n))
+		e.sndUna = ack
+		if e.sndNxt.LessThan(ack) {
+			e.sndNxt = ack
+		}
+		if e.pushSeq.LessThan(ack) {
+			e.pushSeq = ack
+		}
+		e.retries = 0
+		e.onAck(acked)
+		if e.sndUna == e.sndMax {
+			e.rtoTimer.stop()
+		} else {
+			e.rtoTimer.set(e.rto)
+		}
+		e.broadcast()
+		return true
+	}
+	if ack == e.sndUna && len(s.data) == 0 && !s.has(header.TCPFlagFIN|header.TCPFlagSYN) && !windowChanged && e.sndUna != e.sndMax {
+		e.onDupAck()
+	}
+	return true
+}
+
+// rttSample updates SRTT, RTTVAR and RTO (RFC 6298 section 2).
+func (e *endpoint) rttSample(r time.Duration) {
+	if r <= 0 {
+		r = time.Millisecond
+	}
+	if e.srtt == 0 {
+		e.srtt, e.rttvar = r, r/2
+	} else {
+		d := e.srtt - r
+		if d < 0 {
+			d = -d
+		}
+		e.rttvar = (3*e.rttvar + d) / 4
+		e.srtt = (7*e.srtt + r) / 8
+	}
+	e.rto = min(max(e.srtt+max(4*e.rttvar, time.Millisecond), e.p.o.RTOMin), e.p.o.RTOMax)
+}
+
+// onRTO is the retransmission timeout (RFC 6298 section 5).
+func (e *endpoint) onRTO() {
+	o := &e.p.o
+	switch e.state {
+	case stateSynSent, stateSynRcvd:
+		if e.sndUna != e.iss {
+			break // SYN-RECEIVED of a simultaneous open with data in flight
+		}
+		e.retries++
+		e.rttTiming = false
+		if e.retries > o.SYNRetries {
+			if e.state == stateSynRcvd && e.listener != nil {
+				e.closeLocked(nil)
+				return
+			}
+			e.fail(errRetransmit)
+			return
+		}
+		e.rto = min(2*e.rto, o.RTOMax)
+		e.sendSYN()
+		e.rtoTimer.set(e.rto)
+		return
+	case stateClosed, stateTimeWait:
+		return
+	}
+	if e.sndUna == e.sndMax {
+		return
+	}
+	e.retries++
+	e.p.stats.timeouts.Add(1)
+	if e.retries > o.MaxRetransmits {
+		e.sendReset()
+		e.fail(errRetransmit)
+		return
+	}
+	flight := int(e.sndUna.Size(e.sndMax))
+	e.ssthresh = max(flight/2, 2*e.mss)
+	e.cwnd = e.mss
+	e.recover = e.sndMax
+	e.inRecovery = false
+	e.dupAcks = 0
+	e.rttTiming = false
+	e.rto = min(2*e.rto, o.RTOMax)
+	e.sndNxt = e.sndUna // go back and resend from the first unacknowledged byte
+	e.output()
+	e.rtoTimer.set(e.rto)
+}
+
+// onPersist probes a zero window: a segment with an old sequence number
+// and no data makes the peer answer with its window.
+func (e *endpoint) onPersist() {
+	if !e.canSend() || e.sndWnd > 0 {
+		return
+	}
+	e.probes++
+	if e.probes > e.p.o.MaxRetransmits {
+		e.sendReset()
+		e.fail(errRetransmit)
+		return
+	}
+	e.sendSegment(e.sndUna.Sub(1), header.TCPFlagACK, nil)
+	e.persistTimer.set(min(e.rto<<min(e.probes, 16), e.p.o.RTOMax))
+}
+
+// startKeepalive arms the keepalive timer of an established connection.
+func (e *endpoint) startKeepalive() {
+	if e.ka != nil {
+		e.kaTimer.set(e.ka.After)
+	}
+}
+
+// onKeepalive sends a probe once the connection has been idle for
+// After, then every Interval; after Probes unanswered probes it resets
+// the connection with a timeout (RFC 1122 section 4.2.3.6).
+func (e *endpoint) onKeepalive() {
+	if e.ka == nil {
+		return
+	}
+	switch e.state {
+	case stateEstablished, stateCloseWait, stateFinWait1, stateFinWait2:
+	default:
+		return
+	}
+	now := e.p.clk.Now()
+	if e.kaProbes == 0 {
+		if idle := now.Sub(e.lastRecv); idle < e.ka.After {
+			e.kaTimer.set(e.ka.After - idle)
+			return
+		}
+		if e.sndUna != e.sndMax {
+			// Data in flight: the retransmission timer watches the peer.
+			e.kaTimer.set(e.ka.After)
+			return
+		}
+	}
+	if e.kaProbes >= e.ka.Probes {
+		e.sendReset()
+		e.fail(errKeepalive)
+		return
+	}
+	e.kaProbes++
+	e.sendSegment(e.sndUna.Sub(1), header.TCPFlagACK, nil)
+	e.kaTimer.set(e.ka.Interval)
+}
