@@ -29,6 +29,8 @@ type demoRow struct {
 	// srvService, when set, publishes the listener's port as the SRV
 	// record _SERVICE._tcp.demo.test on the demo's DNS server.
 	srvService string
+	// direct rows run on the userspace TCP stacks of env.direct.
+	direct bool
 }
 
 // demoEnv is what the rows share: a Conduit, a scratch directory and
@@ -37,6 +39,9 @@ type demoEnv struct {
 	c   *conduit.Conduit
 	dir string
 	dns *demoDNS
+	// directServer and directClient run on two userspace TCP stacks
+	// joined by an in-memory link.
+	directServer, directClient *conduit.Conduit
 }
 
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -94,7 +99,11 @@ leaves the machine.`)
 func (env *demoEnv) exercise(ctx context.Context, row demoRow, size int) (string, int, time.Duration, error) {
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	ln, err := env.c.Listen(ctx, row.listenURI)
+	srv, cli := env.c, env.c
+	if row.direct {
+		srv, cli = env.directServer, env.directClient
+	}
+	ln, err := srv.Listen(ctx, row.listenURI)
 	if err != nil {
 		return row.listenURI, 0, 0, err
 	}
@@ -116,7 +125,7 @@ func (env *demoEnv) exercise(ctx context.Context, row demoRow, size int) (string
 		env.dns.register(row.srvService, tcpPort(ln.Endpoint()))
 	}
 	start := time.Now()
-	f, err := env.c.Dial(ctx, uri)
+	f, err := cli.Dial(ctx, uri)
 	if err != nil {
 		return uri, 0, 0, err
 	}
@@ -187,8 +196,17 @@ func demoSetup(ctx context.Context, dir string) (*demoEnv, []demoRow, func(), er
 		demoRow{name: "https+srv", listenURI: "tls://127.0.0.1:0?sni=" + demoServerName, srvService: "https",
 			dialURI: "https+srv://" + demoServerName, note: "SRV _https._tcp." + demoServerName + ", then TLS"},
 	)
-	env := &demoEnv{c: conduit.New(cfg), dir: dir, dns: dnsSrv}
+	dsrv, dcli, closeDirect, err := demoDirect()
+	if err != nil {
+		res.Close()
+		dnsSrv.close()
+		return nil, nil, nil, err
+	}
+	rows = append(rows, demoRow{name: "tcp-direct", listenURI: "tcp://10.255.0.1:80", direct: true,
+		note: "the userspace TCP/IPv4 stack, two stacks over an in-memory link"})
+	env := &demoEnv{c: conduit.New(cfg), dir: dir, dns: dnsSrv, directServer: dsrv, directClient: dcli}
 	return env, rows, func() {
+		closeDirect()
 		env.c.Close()
 		res.Close()
 		dnsSrv.close()

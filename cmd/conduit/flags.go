@@ -17,6 +17,8 @@ import (
 	"github.com/conduit-go/conduit/resolver"
 	"github.com/conduit-go/conduit/resolver/dnsstub"
 	"github.com/conduit-go/conduit/tcpflow"
+	"github.com/conduit-go/conduit/tcpflow/link/tun"
+	"github.com/conduit-go/conduit/tcpflow/stack"
 	"github.com/conduit-go/conduit/tlsflow"
 	"github.com/conduit-go/conduit/vchan"
 )
@@ -42,8 +44,11 @@ type common struct {
 	stack       string
 	progress    string
 	vchanDir    string
+	tun         string
+	addr        string
 
 	closeResolver func() error // of the resolver build made, if any
+	closeStack    func()       // of the userspace stack and its device
 }
 
 // close releases what build made besides the Conduit.
@@ -51,6 +56,32 @@ func (c *common) close() {
 	if c.closeResolver != nil {
 		c.closeResolver()
 	}
+	if c.closeStack != nil {
+		c.closeStack()
+	}
+}
+
+// directStack attaches the userspace TCP/IPv4 stack to the TUN device of
+// --tun with the address of --addr.
+func (c *common) directStack() (tcpflow.Stack, error) {
+	if c.tun == "" || c.addr == "" {
+		return nil, usagef("--stack direct needs --tun NAME and --addr CIDR")
+	}
+	prefix, err := netip.ParsePrefix(c.addr)
+	if err != nil || !prefix.Addr().Is4() {
+		return nil, usagef("--addr %q: want an IPv4 address with its prefix length, such as 10.0.0.2/24", c.addr)
+	}
+	dev, err := tun.Open(c.tun, tun.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("--tun %s: %w", c.tun, err)
+	}
+	st, err := stack.New(stack.Options{Addr: prefix, Link: dev})
+	if err != nil {
+		dev.Close()
+		return nil, err
+	}
+	c.closeStack = func() { st.Close(); dev.Close() }
+	return st, nil
 }
 
 // nameservers is the repeatable --nameserver flag.
@@ -88,7 +119,9 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.timeout, "timeout", 10*time.Second, "give up resolving and connecting after this `DURATION`")
 	fs.BoolVar(&c.trace, "trace", false, "print the dial phases with timings on standard error")
 	fs.StringVar(&c.vchanDir, "vchan-dir", "", "vchan rendezvous store `DIR` (default $CONDUIT_VCHAN_DIR, else $XDG_RUNTIME_DIR/conduit-vchan)")
-	fs.StringVar(&c.stack, "stack", "kernel", "TCP stack: kernel")
+	fs.StringVar(&c.stack, "stack", "kernel", "TCP stack: kernel, or direct (the userspace stack on --tun)")
+	fs.StringVar(&c.tun, "tun", "", "with --stack direct: the TUN device `NAME` to attach to")
+	fs.StringVar(&c.addr, "addr", "", "with --stack direct: our own IPv4 address and subnet `CIDR` on the TUN device, such as 10.0.0.2/24")
 	fs.StringVar(&c.progress, "progress", "auto", "show a live byte count on standard error: auto (when it is a terminal), on, off")
 }
 
@@ -114,18 +147,33 @@ func parseKeepalive(s string) (*tcpflow.Keepalive, error) {
 }
 
 // build makes the Conduit the flags describe.
-func (c *common) build() (*conduit.Conduit, *tcpflow.Keepalive, error) {
-	if c.stack != "kernel" {
-		return nil, nil, usagef("--stack %q: only the kernel stack is available", c.stack)
-	}
+func (c *common) build() (_ *conduit.Conduit, _ *tcpflow.Keepalive, err error) {
+	defer func() {
+		if err != nil {
+			c.close() // a stack or resolver made before the failure
+		}
+	}()
 	ka, err := parseKeepalive(c.keepalive)
 	if err != nil {
 		return nil, nil, err
 	}
+	var tcpStack tcpflow.Stack
+	switch c.stack {
+	case "kernel":
+		if c.tun != "" || c.addr != "" {
+			return nil, nil, usagef("--tun and --addr go with --stack direct")
+		}
+	case "direct":
+		if tcpStack, err = c.directStack(); err != nil {
+			return nil, nil, err
+		}
+	default:
+		return nil, nil, usagef("--stack %q: kernel or direct", c.stack)
+	}
 	if (c.cert == "") != (c.key == "") {
 		return nil, nil, usagef("--cert and --key go together")
 	}
-	cfg := &conduit.Config{Keepalive: ka}
+	cfg := &conduit.Config{Keepalive: ka, Stack: tcpStack}
 	if c.vchanDir != "" {
 		cfg.Vchan = &vchan.Config{Dir: c.vchanDir}
 	}

@@ -36,7 +36,7 @@ func runCmd(t *testing.T, args ...string) (code int, stdout, stderr string) {
 func TestDemoEveryTransportWorks(t *testing.T) {
 	code, out, errOut := runCmd(t, "demo", "--size", "100000")
 	require.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
-	for _, transport := range []string{"tcp ", "unix ", "vchan ", "vchan-name ", "tls ", "tls+unix ", "tls+vchan ", "srv ", "https+srv "} {
+	for _, transport := range []string{"tcp ", "unix ", "vchan ", "vchan-name ", "tls ", "tls+unix ", "tls+vchan ", "srv ", "https+srv ", "tcp-direct "} {
 		assert.Contains(t, out, "\n"+transport, "the table has a %q row", transport)
 	}
 	assert.NotContains(t, out, "FAILED")
