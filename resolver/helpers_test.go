@@ -87,6 +87,9 @@ func newTestResolver(t testing.TB, cfg *resolver.Config) *resolver.URIResolver {
 	if cfg.HostsFile == "" {
 		cfg.HostsFile = "-"
 	}
+	if cfg.ServicesFile == "" {
+		cfg.ServicesFile = "-" // the machine's /etc/services must not matter
+	}
 	r, err := resolver.New(cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, r.Close()) })

@@ -39,9 +39,17 @@ func builtinServices() map[string]Service {
 	}
 }
 
-// serviceTable merges extra into the built-in table, checking each entry.
-func serviceTable(extra map[string]Service) (map[string]Service, error) {
-	table := builtinServices()
+// serviceTable builds the table: the services file's TCP entries, then
+// the built-in table over them (it knows which are TLS), then extra,
+// checking each of its entries.
+func serviceTable(file, extra map[string]Service) (map[string]Service, error) {
+	table := make(map[string]Service, len(file)+32)
+	for name, svc := range file {
+		table[name] = svc
+	}
+	for name, svc := range builtinServices() {
+		table[name] = svc
+	}
 	for name, svc := range extra {
 		if !validScheme(name) {
 			return nil, fmt.Errorf("resolver: service %q: invalid scheme name", name)

@@ -84,6 +84,13 @@ type Config struct {
 	// either way; this decides which goes first.)
 	PreferIPv4 bool
 
+	// ServicesFile is a services(5) file whose TCP entries add service
+	// schemes (TLS for the implicit-TLS services IANA lists, such as
+	// ftps or submissions). The built-in table and Services take
+	// precedence. Empty means DefaultServicesFile; "-" reads none; a
+	// missing file is no error.
+	ServicesFile string
+
 	// Rewrites map the host names under domain suffixes to endpoints of
 	// their own, before the hosts tables and DNS: see Rewrite.
 	Rewrites []Rewrite
@@ -127,7 +134,11 @@ func New(cfg *Config) (*URIResolver, error) {
 	if cfg == nil {
 		cfg = &Config{}
 	}
-	services, err := serviceTable(cfg.Services)
+	fileServices, err := readServicesFile(cfg.ServicesFile)
+	if err != nil {
+		return nil, err
+	}
+	services, err := serviceTable(fileServices, cfg.Services)
 	if err != nil {
 		return nil, err
 	}
