@@ -1,6 +1,8 @@
 package resolver
 
 import (
+	"golang.org/x/net/idna"
+
 	"errors"
 	"fmt"
 	"maps"
@@ -463,22 +465,36 @@ func validZone(z string) bool {
 	return true
 }
 
-// Limits on host names, in characters (RFC 1035 counts octets of the
-// ASCII form; non-ASCII names are counted in runes, without conversion to
-// Punycode).
+// Limits on host names, in octets of the ASCII (A-label) form, as RFC
+// 1035 counts them.
 const (
 	maxLabel = 63
 	maxName  = 253
 )
 
 // normaliseHostName checks a host name and returns it with ASCII letters
-// in lower case (when lower is set) and non-ASCII characters unchanged.
+// in lower case and internationalised names in their A-label form (when
+// lower is set; vchan names keep their case and characters).
 // Labels are separated by '.', may hold ASCII letters and digits, '-'
 // (not first or last), '_', and non-ASCII letters, marks and digits; one
 // trailing '.' (a fully qualified name) is kept. A name whose last label
 // is all digits is refused as an invalid IPv4 address, so that "127.1" or
 // "1.2.3.256" never reaches a system resolver that would read it as one.
 func normaliseHostName(name string, lower bool) (string, error) {
+	if lower && !isASCII(name) {
+		// An internationalised name: UTS 46 mapping (case folding,
+		// normalisation) and Punycode, so that DNS, SNI and certificate
+		// names all see the A-label form.
+		dot := strings.HasSuffix(name, ".")
+		a, err := idna.Lookup.ToASCII(strings.TrimSuffix(name, "."))
+		if err != nil {
+			return "", fmt.Errorf("invalid internationalised host name %q: %v", name, err)
+		}
+		if dot {
+			a += "."
+		}
+		name = a
+	}
 	trimmed := strings.TrimSuffix(name, ".")
 	if trimmed == "" {
 		return "", fmt.Errorf("invalid host name %q", name)
@@ -516,6 +532,15 @@ func normaliseHostName(name string, lower bool) (string, error) {
 }
 
 // asciiLower lower-cases the ASCII letters of s, leaving the rest as is.
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
 func asciiLower(s string) string {
 	for i := 0; i < len(s); i++ {
 		if 'A' <= s[i] && s[i] <= 'Z' {
