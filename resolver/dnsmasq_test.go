@@ -2,15 +2,10 @@ package resolver_test
 
 import (
 	"context"
-	"fmt"
-	"net"
 	"net/netip"
-	"os"
-	"os/exec"
 	"testing"
 	"time"
 
-	"github.com/miekg/dns"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -19,63 +14,18 @@ import (
 	"github.com/conduit-go/conduit/resolver/dnsstub"
 )
 
-// dnsmasqPath finds dnsmasq, also in /usr/sbin (often not in PATH), or
-// skips (fails with CONDUIT_REQUIRE_PEERS=1).
-func dnsmasqPath(t *testing.T) string {
-	t.Helper()
-	if p, err := exec.LookPath("dnsmasq"); err == nil {
-		return p
-	}
-	if _, err := os.Stat("/usr/sbin/dnsmasq"); err == nil {
-		return "/usr/sbin/dnsmasq"
-	}
-	return testutil.RequirePeer(t, "dnsmasq", "dnsmasq-base")
-}
-
 // startDnsmasq starts dnsmasq on a free loopback port with a small zone
 // and returns its address once it answers.
 func startDnsmasq(t *testing.T) netip.AddrPort {
 	t.Helper()
-	path := dnsmasqPath(t)
-	for try := 0; try < 5; try++ {
-		pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-		require.NoError(t, err)
-		port := pc.LocalAddr().(*net.UDPAddr).Port
-		pc.Close()
-		p := testutil.StartProcess(t, path,
-			"--no-daemon", fmt.Sprintf("--port=%d", port),
-			"--listen-address=127.0.0.1", "--bind-interfaces",
-			"--no-resolv", "--no-hosts", "--conf-file=/dev/null", "--pid-file=",
-			"--log-facility=-", "--local=/test/", "--local-ttl=60",
-			"--host-record=web.test,127.0.0.5", "--host-record=web.test,::5",
-			"--host-record=web2.test,127.0.0.6",
-			"--srv-host=_http._tcp.svc.test,web.test,8080,10,5",
-			"--srv-host=_http._tcp.svc.test,web2.test,8081,20,5",
-			"--srv-host=_https._tcp.svc.test,web.test,8443,1,1",
-			"--cname=alias.test,web.test",
-		)
-		addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port))
-		c := &dns.Client{Timeout: 200 * time.Millisecond}
-		q := new(dns.Msg)
-		q.SetQuestion("web.test.", dns.TypeA)
-		deadline := time.Now().Add(10 * time.Second)
-		for time.Now().Before(deadline) {
-			select {
-			case <-p.Exited():
-				t.Logf("dnsmasq exited (port %d taken?): %s", port, p.Stderr())
-				goto next
-			default:
-			}
-			if m, _, err := c.Exchange(q, addr.String()); err == nil && len(m.Answer) > 0 {
-				return addr
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		t.Fatalf("dnsmasq did not answer: %s", p.Stderr())
-	next:
-	}
-	t.Fatal("could not start dnsmasq")
-	return netip.AddrPort{}
+	return testutil.Dnsmasq(t, "web.test",
+		"--host-record=web.test,127.0.0.5", "--host-record=web.test,::5",
+		"--host-record=web2.test,127.0.0.6",
+		"--srv-host=_http._tcp.svc.test,web.test,8080,10,5",
+		"--srv-host=_http._tcp.svc.test,web2.test,8081,20,5",
+		"--srv-host=_https._tcp.svc.test,web.test,8443,1,1",
+		"--cname=alias.test,web.test",
+	)
 }
 
 func TestDnsmasq(t *testing.T) {
