@@ -4,12 +4,8 @@ package tun
 
 import (
 	"errors"
-	"fmt"
 	"math/rand/v2"
 	"net"
-	"net/netip"
-	"os/exec"
-	"runtime"
 	"testing"
 	"time"
 
@@ -25,66 +21,18 @@ import (
 func TestMain(m *testing.M) { testutil.VerifyNoLeaks(m) }
 
 // testNet is a network namespace holding a TUN device whose kernel side
-// is 10.99.X.1/24; our side of the link uses 10.99.X.2.
+// is 10.99.X.1/24 (Kernel); our side of the link uses 10.99.X.2 (Ours).
 type testNet struct {
-	ns, dev      string
-	kernel, ours netip.Addr
-	ep           *Endpoint
-}
-
-func ipCmd(t *testing.T, args ...string) {
-	t.Helper()
-	out, err := exec.Command("ip", args...).CombinedOutput()
-	require.NoError(t, err, "ip %v: %s", args, out)
-}
-
-// inNetns runs f on a thread switched into the namespace ns.
-func inNetns(t *testing.T, ns string, f func()) {
-	t.Helper()
-	target, err := unix.Open("/var/run/netns/"+ns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	require.NoError(t, err)
-	defer unix.Close(target)
-	runtime.LockOSThread()
-	orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		runtime.UnlockOSThread()
-		t.Fatal(err)
-	}
-	defer unix.Close(orig)
-	if err := unix.Setns(target, unix.CLONE_NEWNET); err != nil {
-		runtime.UnlockOSThread()
-		t.Fatalf("setns: %v", err)
-	}
-	f()
-	if err := unix.Setns(orig, unix.CLONE_NEWNET); err != nil {
-		// Leave the thread locked: the runtime discards it when the
-		// goroutine exits, rather than reusing a thread in the wrong netns.
-		t.Fatalf("setns back: %v", err)
-	}
-	runtime.UnlockOSThread()
+	*testutil.TunNet
+	ep *Endpoint
 }
 
 func newTestNet(t *testing.T) *testNet {
-	testutil.RequireRoot(t, "creates a network namespace and a TUN device")
-	if _, err := exec.LookPath("ip"); err != nil {
-		testutil.RequirePeer(t, "ip", "iproute2")
-	}
-	x := 1 + rand.IntN(254)
-	id := rand.Uint32()
-	tn := &testNet{
-		ns:     fmt.Sprintf("conduit-tun-%08x", id),
-		dev:    fmt.Sprintf("ctun%08x", id),
-		kernel: netip.AddrFrom4([4]byte{10, 99, byte(x), 1}),
-		ours:   netip.AddrFrom4([4]byte{10, 99, byte(x), 2}),
-	}
-	ipCmd(t, "netns", "add", tn.ns)
-	t.Cleanup(func() { ipCmd(t, "netns", "del", tn.ns) })
+	tn := &testNet{TunNet: testutil.NewTunNet(t, "conduit-tun")}
 	var err error
-	inNetns(t, tn.ns, func() { tn.ep, err = Open(tn.dev, Options{}) })
+	tn.Do(t, func() { tn.ep, err = Open(tn.Dev, Options{}) })
 	require.NoError(t, err)
 	t.Cleanup(func() { tn.ep.Close() })
-	ipCmd(t, "-n", tn.ns, "addr", "add", tn.kernel.String()+"/24", "dev", tn.dev)
-	ipCmd(t, "-n", tn.ns, "link", "set", tn.dev, "up")
 	return tn
 }
 
@@ -107,7 +55,7 @@ func (tn *testNet) receiveIPv4(keep func(header.IPv4) bool) <-chan header.IPv4 {
 
 func TestPingKernel(t *testing.T) {
 	tn := newTestNet(t)
-	assert.Equal(t, tn.dev, tn.ep.Name())
+	assert.Equal(t, tn.Dev, tn.ep.Name())
 	assert.Equal(t, 1500, tn.ep.MTU())
 	ident, seq := uint16(rand.Uint32()), uint16(1)
 	replies := tn.receiveIPv4(func(ip header.IPv4) bool {
@@ -119,7 +67,7 @@ func TestPingKernel(t *testing.T) {
 	pkt := make(header.IPv4, header.IPv4MinimumSize, header.IPv4MinimumSize+len(icmp))
 	pkt.Encode(&header.IPv4Fields{
 		TotalLength: uint16(header.IPv4MinimumSize + len(icmp)), ID: 1, Flags: header.IPv4FlagDF,
-		TTL: 64, Protocol: header.ProtocolICMPv4, Src: tn.ours, Dst: tn.kernel,
+		TTL: 64, Protocol: header.ProtocolICMPv4, Src: tn.Ours, Dst: tn.Kernel,
 	})
 	pkt.SetChecksum(^pkt.CalculateChecksum())
 	pkt = append(pkt, icmp...)
@@ -133,8 +81,8 @@ func TestPingKernel(t *testing.T) {
 	for {
 		select {
 		case ip := <-replies:
-			assert.Equal(t, tn.kernel, ip.Src())
-			assert.Equal(t, tn.ours, ip.Dst())
+			assert.Equal(t, tn.Kernel, ip.Src())
+			assert.Equal(t, tn.Ours, ip.Dst())
 			rep := header.ICMPv4(ip.Payload())
 			require.NoError(t, rep.IsValid(), "the kernel's checksum verifies")
 			assert.Equal(t, ident, rep.Ident())
@@ -146,7 +94,7 @@ func TestPingKernel(t *testing.T) {
 		case <-tick.C:
 			require.NoError(t, tn.ep.WritePacket(pkt))
 		case <-deadline:
-			t.Fatalf("no echo reply from %v (stats %+v, read error %v)", tn.kernel, tn.ep.Stats(), tn.ep.Err())
+			t.Fatalf("no echo reply from %v (stats %+v, read error %v)", tn.Kernel, tn.ep.Stats(), tn.ep.Err())
 		}
 	}
 }
@@ -161,12 +109,12 @@ func TestKernelSYN(t *testing.T) {
 	})
 	var fd int
 	var err error
-	inNetns(t, tn.ns, func() {
+	tn.Do(t, func() {
 		fd, err = unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	})
 	require.NoError(t, err)
 	t.Cleanup(func() { unix.Close(fd) })
-	err = unix.Connect(fd, &unix.SockaddrInet4{Port: port, Addr: tn.ours.As4()})
+	err = unix.Connect(fd, &unix.SockaddrInet4{Port: port, Addr: tn.Ours.As4()})
 	require.True(t, errors.Is(err, unix.EINPROGRESS), "connect: %v", err)
 
 	select {
