@@ -125,6 +125,12 @@ func (e *endpoint) handleSegmentLocked(s *segment) (established bool) {
 		}
 		return false
 	}
+	// Timestamps: remember the peer's for our echoes (RFC 7323 section
+	// 4.3), duplicates included, so that echoes are never stale.
+	if e.tsOK && s.opts.HasTimestamps && !s.has(header.TCPFlagRST) && s.seq.LessThanEq(e.rcvNxt) &&
+		int32(s.opts.TSVal-e.tsRecent) >= 0 {
+		e.tsRecent = s.opts.TSVal
+	}
 	// First: the sequence number.
 	if !e.acceptable(s) {
 		if s.has(header.TCPFlagRST) {
@@ -322,7 +328,10 @@ func (e *endpoint) enterTimeWait() {
 	e.rtoTimer.release()
 	e.persistTimer.release()
 	e.kaTimer.release()
+	e.rackTimer.release()
+	e.tlpTimer.release()
 	e.sndBuf = nil
+	e.txq = nil
 	e.ooo = nil
 	e.closeTimer.set(e.p.o.TimeWait)
 	e.broadcast()

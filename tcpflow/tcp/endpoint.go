@@ -97,11 +97,21 @@ type endpoint struct {
 	recover        seqnum.Value
 	// RTT and RTO (RFC 6298).
 	srtt, rttvar, rto time.Duration
-	rttTiming         bool
-	rttSeq            seqnum.Value
+	backoff           int  // RTO doublings since the last new ACK
+	rttTiming         bool // the SYN is timed (no timestamps)
 	rttStart          time.Time
 	retries           int
-	probes            int // unanswered zero-window probes
+	// Retransmission queue and loss detection (sack.go).
+	txq                 []txSeg
+	xmitCount, rackXmit uint64
+	rackRTT             time.Duration
+	rttCandOK           bool
+	rttCandXmit         uint64
+	rttCandAt           time.Time
+	recoverRTO          bool   // recover was set by an RTO
+	recXmit             uint64 // first transmission of this recovery
+	tlpOut              bool   // a tail loss probe awaits an ACK
+	probes              int    // unanswered zero-window probes
 
 	// Receive side (rcv.go).
 	irs, rcvNxt seqnum.Value
@@ -110,6 +120,7 @@ type endpoint struct {
 	ooo         []oooSeg
 	oooFin      bool // a FIN at oooFinSeq is queued
 	oooFinSeq   seqnum.Value
+	lastOOO     seqnum.Value // most recent out-of-order arrival
 	rcvAdvEdge  seqnum.Value // rcvNxt + window advertised
 	finRcvd     bool
 
@@ -120,10 +131,10 @@ type endpoint struct {
 	wsOK     bool
 
 	// Timers (timer.go).
-	rtoTimer, persistTimer, kaTimer, closeTimer timer
-	ka                                          *tcpflow.Keepalive
-	kaProbes                                    int
-	lastRecv                                    time.Time
+	rtoTimer, persistTimer, kaTimer, closeTimer, rackTimer, tlpTimer timer
+	ka                                                               *tcpflow.Keepalive
+	kaProbes                                                         int
+	lastRecv                                                         time.Time
 }
 
 var _ tcpflow.Flow = (*endpoint)(nil)
@@ -142,6 +153,8 @@ func (p *Protocol) newEndpoint(id connID, ka *tcpflow.Keepalive) *endpoint {
 	e.persistTimer.init(e, e.onPersist)
 	e.kaTimer.init(e, e.onKeepalive)
 	e.closeTimer.init(e, e.onCloseTimer)
+	e.rackTimer.init(e, e.onRackTimer)
+	e.tlpTimer.init(e, e.onTLP)
 	for e.rcvShift < 14 && p.o.RecvBuffer>>e.rcvShift > 0xffff {
 		e.rcvShift++
 	}
@@ -434,7 +447,10 @@ func (e *endpoint) closeLocked(err error) {
 	e.persistTimer.release()
 	e.kaTimer.release()
 	e.closeTimer.release()
+	e.rackTimer.release()
+	e.tlpTimer.release()
 	e.sndBuf = nil
+	e.txq = nil
 	e.ooo = nil
 	e.broadcast()
 	e.p.remove(e)

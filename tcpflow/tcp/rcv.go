@@ -131,6 +131,7 @@ func (e *endpoint) insertOOO(seq seqnum.Value, data []byte, fin bool) {
 	if len(data) == 0 {
 		return
 	}
+	e.lastOOO = seq
 	res := make([]oooSeg, 0, len(e.ooo)+2)
 	i := 0
 	for i < len(e.ooo) && e.ooo[i].end().LessThanEq(seq) {
@@ -182,22 +183,6 @@ func (e *endpoint) drainOOO() {
 		e.oooFin = false
 		e.processFin()
 	}
-}
-
-// sackBlocks fills o with up to max blocks describing the queue.
-func (e *endpoint) sackBlocks(o *header.TCPOptions, maxBlocks int) {
-	n := 0
-	for i := 0; i < len(e.ooo) && n < maxBlocks; {
-		start, end := e.ooo[i].seq, e.ooo[i].end()
-		i++
-		for i < len(e.ooo) && e.ooo[i].seq == end {
-			end = e.ooo[i].end()
-			i++
-		}
-		o.SACKBlocks[n] = header.SACKBlock{Start: uint32(start), End: uint32(end)}
-		n++
-	}
-	o.NumSACKBlocks = n
 }
 
 // consumed removes n bytes read by the user and, when the window has

@@ -16,59 +16,78 @@ func (e *endpoint) canSend() bool {
 	return false
 }
 
-// output sends what the send and congestion windows and Nagle's
-// algorithm allow, from sndNxt on. e.mu is held.
+// output retransmits the segments deemed lost, then sends new data, as
+// far as the send and congestion windows and Nagle's algorithm allow.
+// e.mu is held.
 func (e *endpoint) output() {
 	if !e.canSend() {
 		return
 	}
+	pipe := e.pipe()
 	for {
-		flight := int(e.sndUna.Size(e.sndNxt))
-		usable := min(int(e.sndWnd), e.cwnd) - flight
+		if i := e.firstLost(); i >= 0 {
+			n := e.txq[i].size()
+			if pipe > 0 && pipe+n > e.cwnd {
+				return
+			}
+			e.sendTx(i)
+			pipe += n
+			e.rtoTimer.setIfStopped(e.rtoCur())
+			continue
+		}
+		outstanding := int(e.sndUna.Size(e.sndNxt))
+		usable := min(int(e.sndWnd)-outstanding, e.cwnd-pipe)
 		off := int(e.sndBufStart.Size(e.sndNxt))
 		remaining := len(e.sndBuf) - off
 		if remaining > 0 {
 			n := min(remaining, e.mss)
 			if usable < n {
-				if usable <= 0 || flight > 0 {
+				if usable <= 0 || outstanding > 0 {
 					// Window-limited: wait for ACKs (sender silly window
 					// avoidance), or probe a zero window.
-					if e.sndWnd == 0 && flight == 0 {
+					if e.sndWnd == 0 && outstanding == 0 {
 						e.persistTimer.setIfStopped(e.rto)
 					}
 					return
 				}
 				n = usable
-			} else if n < e.mss && flight > 0 && e.pushSeq.LessThan(e.sndNxt.Add(seqnum.Size(n))) && !e.finQueued {
+			} else if n < e.mss && outstanding > 0 && e.pushSeq.LessThan(e.sndNxt.Add(seqnum.Size(n))) && !e.finQueued {
 				return // Nagle: a small segment waits for the ACKs
 			}
 			fin := e.finQueued && n == remaining
-			e.transmit(e.sndNxt, n, fin)
-			e.advance(seqnum.Size(n), fin)
+			e.sendNew(n, fin)
+			pipe += n
 			continue
 		}
 		if e.finQueued && e.sndNxt == e.finSeq() {
-			e.transmit(e.sndNxt, 0, true)
-			e.advance(0, true)
+			e.sendNew(0, true)
 		}
 		return
 	}
 }
 
-// advance moves sndNxt past n bytes (and a FIN) just sent.
-func (e *endpoint) advance(n seqnum.Size, fin bool) {
+// sendNew sends n new bytes (and a FIN) from sndNxt and queues them for
+// retransmission.
+func (e *endpoint) sendNew(n int, fin bool) {
+	size := seqnum.Size(n)
 	if fin {
-		n++
+		size++
 	}
-	if e.sndNxt == e.sndMax && !e.rttTiming && !e.tsOK && n > 0 {
-		// Karn: time only new data.
-		e.rttTiming, e.rttSeq, e.rttStart = true, e.sndNxt.Add(n), e.p.clk.Now()
-	}
-	e.sndNxt = e.sndNxt.Add(n)
+	e.txq = append(e.txq, txSeg{start: e.sndNxt, end: e.sndNxt.Add(size), fin: fin})
+	e.sendTx(len(e.txq) - 1)
+	e.sndNxt = e.sndNxt.Add(size)
 	if e.sndNxt.GreaterThan(e.sndMax) {
 		e.sndMax = e.sndNxt
 	}
-	e.rtoTimer.setIfStopped(e.rto)
+	e.rtoTimer.setIfStopped(e.rtoCur())
+	if !e.tlpTimer.armed() {
+		e.armTLP()
+	}
+}
+
+// rtoCur is the retransmission timeout with its exponential backoff.
+func (e *endpoint) rtoCur() time.Duration {
+	return min(e.rto<<min(e.backoff, 20), e.p.o.RTOMax)
 }
 
 // transmit sends n bytes of the send buffer starting at seq, and a FIN
@@ -87,18 +106,6 @@ func (e *endpoint) transmit(seq seqnum.Value, n int, fin bool) {
 		e.p.stats.retrans.Add(1)
 	}
 	e.sendSegment(seq, flags, data)
-}
-
-// retransmitFirst resends the first unacknowledged segment.
-func (e *endpoint) retransmitFirst() {
-	off := int(e.sndBufStart.Size(e.sndUna))
-	n := min(e.mss, len(e.sndBuf)-off)
-	fin := e.finQueued && off+n == len(e.sndBuf) && e.sndMax.GreaterThan(e.finSeq())
-	if n <= 0 && !fin {
-		return
-	}
-	e.rttTiming = false
-	e.transmit(e.sndUna, max(n, 0), fin)
 }
 
 // sendSegment sends one segment with ACK number, window and options.
@@ -136,8 +143,8 @@ func (e *endpoint) tsRTT(ecr uint32) time.Duration {
 	return time.Duration(int32(e.tsNow()-ecr)) * time.Millisecond
 }
 
-// processAck handles the acknowledgment and window of s (RFC 9293
-// 3.10.7.4, fifth step); it returns false to drop the segment.
+// processAck handles the acknowledgment, SACK blocks and window of s
+// (RFC 9293 3.10.7.4, fifth step); it returns false to drop the segment.
 func (e *endpoint) processAck(s *segment) bool {
 	ack := s.ack
 	if ack.GreaterThan(e.sndMax) {
@@ -157,14 +164,14 @@ func (e *endpoint) processAck(s *segment) bool {
 	if e.sndUna.LessThanEq(ack) {
 		e.probes = 0
 	}
-	if ack.GreaterThan(e.sndUna) {
-		acked := e.sndUna.Size(ack)
-		if e.tsOK && s.opts.HasTimestamps && s.opts.TSEcr != 0 {
-			e.rttSample(e.tsRTT(s.opts.TSEcr))
-		} else if e.rttTiming && e.rttSeq.LessThanEq(ack) {
-			e.rttTiming = false
-			e.rttSample(e.p.clk.Now().Sub(e.rttStart))
-		}
+	now := e.p.clk.Now()
+	e.rttCandOK = false
+	newSACK := e.applySACK(s, now)
+	advanced := ack.GreaterThan(e.sndUna)
+	var acked seqnum.Size
+	if advanced {
+		acked = e.sndUna.Size(ack)
+		e.ackTxq(ack, now)
 		n := min(int(e.sndBufStart.Size(ack)), len(e.sndBuf))
 		e.sndBuf = e.sndBuf[n:]
 		if len(e.sndBuf) == 0 {
@@ -179,19 +186,66 @@ func (e *endpoint) processAck(s *segment) bool {
 			e.pushSeq = ack
 		}
 		e.retries = 0
+		e.backoff = 0
+		e.dupAcks = 0
+	}
+	if e.rttCandOK {
+		// Only segments sent once give samples (Karn's algorithm).
+		e.rttSample(now.Sub(e.rttCandAt))
+	}
+	if !advanced && ack == e.sndUna && len(s.data) == 0 && !s.has(header.TCPFlagFIN|header.TCPFlagSYN) && !windowChanged && e.sndUna != e.sndMax {
+		e.dupAcks++
+		if e.dupAcks == dupThresh && len(e.txq) > 0 && !e.txq[0].sacked && !e.inRecovery {
+			e.txq[0].lost = true
+		}
+	}
+	if advanced && e.inRecovery && !e.sackOK && e.sndUna.LessThan(e.recover) &&
+		len(e.txq) > 0 && e.txq[0].xmit < e.recXmit {
+		// NewReno partial acknowledgment (RFC 6582): the next hole is
+		// lost too.
+		e.txq[0].lost = true
+		e.sendTx(0)
+	}
+	if advanced || newSACK || e.dupAcks >= dupThresh {
+		if e.detectLoss(now) || e.firstLost() >= 0 && e.dupAcks == dupThresh {
+			e.enterRecovery()
+		}
+	}
+	if advanced {
 		e.onAck(acked)
+		e.tlpOut = false
 		if e.sndUna == e.sndMax {
 			e.rtoTimer.stop()
+			e.rackTimer.stop()
+			e.tlpTimer.stop()
 		} else {
-			e.rtoTimer.set(e.rto)
+			e.rtoTimer.set(e.rtoCur())
+			e.armTLP()
 		}
 		e.broadcast()
-		return true
-	}
-	if ack == e.sndUna && len(s.data) == 0 && !s.has(header.TCPFlagFIN|header.TCPFlagSYN) && !windowChanged && e.sndUna != e.sndMax {
-		e.onDupAck()
 	}
 	return true
+}
+
+// ackTxq removes the segments ack covers from the retransmission queue.
+func (e *endpoint) ackTxq(ack seqnum.Value, now time.Time) {
+	i := 0
+	for ; i < len(e.txq); i++ {
+		s := &e.txq[i]
+		if s.end.GreaterThan(ack) {
+			if s.start.LessThan(ack) {
+				s.start = ack // a partial acknowledgment
+			}
+			break
+		}
+		if !s.sacked {
+			e.markDelivered(s, now)
+		}
+	}
+	e.txq = e.txq[i:]
+	if len(e.txq) == 0 {
+		e.txq = e.txq[:0:0]
+	}
 }
 
 // rttSample updates SRTT, RTTVAR and RTO (RFC 6298 section 2).
@@ -212,7 +266,9 @@ func (e *endpoint) rttSample(r time.Duration) {
 	e.rto = min(max(e.srtt+max(4*e.rttvar, time.Millisecond), e.p.o.RTOMin), e.p.o.RTOMax)
 }
 
-// onRTO is the retransmission timeout (RFC 6298 section 5).
+// onRTO is the retransmission timeout (RFC 6298 section 5): every
+// segment not SACKed is deemed lost and resent in order as slow start
+// allows, and the timeout backs off until a new acknowledgment.
 func (e *endpoint) onRTO() {
 	o := &e.p.o
 	switch e.state {
@@ -247,17 +303,25 @@ func (e *endpoint) onRTO() {
 		e.fail(errRetransmit)
 		return
 	}
-	flight := int(e.sndUna.Size(e.sndMax))
-	e.ssthresh = max(flight/2, 2*e.mss)
+	if e.backoff == 0 {
+		flight := int(e.sndUna.Size(e.sndMax))
+		e.ssthresh = max(flight/2, 2*e.mss)
+	}
 	e.cwnd = e.mss
 	e.recover = e.sndMax
+	e.recoverRTO = true
 	e.inRecovery = false
 	e.dupAcks = 0
-	e.rttTiming = false
-	e.rto = min(2*e.rto, o.RTOMax)
-	e.sndNxt = e.sndUna // go back and resend from the first unacknowledged byte
+	e.backoff++
+	for i := range e.txq {
+		if !e.txq[i].sacked {
+			e.txq[i].lost = true
+		}
+	}
+	e.rackTimer.stop()
+	e.tlpTimer.stop()
 	e.output()
-	e.rtoTimer.set(e.rto)
+	e.rtoTimer.set(e.rtoCur())
 }
 
 // onPersist probes a zero window: a segment with an old sequence number

@@ -1,0 +1,68 @@
+package stack
+
+import (
+	"io"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/conduit-go/conduit/tcpflow/header"
+	"github.com/conduit-go/conduit/tcpflow/internal/clock"
+)
+
+// TestSACKRetransmitsOnlyLost loses two segments of a flight: the peer
+// SACKs the rest, and only the two lost segments are sent again, at
+// once, without a timeout (the manual clock never moves).
+func TestSACKRetransmitsOnlyLost(t *testing.T) {
+	clk := clock.NewManual(time.Unix(1_700_000_000, 0))
+	p := newPair(t, pairOpts{clk: clk})
+	fa, fb := p.connect(t, 80, nil)
+
+	const segs = 10 // full-sized segments (of at most 1448 bytes with timestamps)
+	var (
+		mu    sync.Mutex
+		sent  = map[uint32]int{} // data segments a sent, by sequence number
+		order []uint32
+	)
+	p.la.setDrop(func(ip header.IPv4) bool {
+		tcpHdr := header.TCP(ip.Payload())
+		if len(tcpHdr.Payload()) == 0 {
+			return false
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		seq := tcpHdr.SeqNum()
+		sent[seq]++
+		if sent[seq] == 1 {
+			order = append(order, seq)
+			// The first transmissions of the third and sixth segments
+			// are lost.
+			return len(order) == 3 || len(order) == 6
+		}
+		return false
+	})
+	data := randomBytes(segs*1448, 5)
+	_, err := fa.WriteNodelay(data)
+	require.NoError(t, err)
+	got := make([]byte, len(data))
+	_, err = io.ReadFull(fb, got)
+	require.NoError(t, err)
+	assert.Equal(t, data, got)
+
+	mu.Lock()
+	defer mu.Unlock()
+	var again []uint32
+	for _, seq := range order {
+		if sent[seq] > 1 {
+			again = append(again, seq)
+		}
+	}
+	require.Len(t, order, segs)
+	assert.Equal(t, []uint32{order[2], order[5]}, again, "only the lost segments are retransmitted")
+	st := p.a.Stats().TCP
+	assert.Equal(t, uint64(2), st.Retransmits)
+	assert.Equal(t, uint64(0), st.Timeouts, "recovered without a timeout")
+}

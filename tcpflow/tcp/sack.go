@@ -1,0 +1,283 @@
+package tcp
+
+import (
+	"time"
+
+	"github.com/conduit-go/conduit/tcpflow/header"
+	"github.com/conduit-go/conduit/tcpflow/internal/seqnum"
+)
+
+// txSeg is one segment of the retransmission queue (the sender's
+// scoreboard of RFC 6675): the sequence space it covers as first sent,
+// when it was last sent and what the peer told us about it.
+type txSeg struct {
+	start, end seqnum.Value // end includes the FIN
+	fin        bool
+	sentAt     time.Time // last transmission
+	xmit       uint64    // transmission order of the last transmission
+	retrans    bool      // sent more than once: no RTT sample (Karn)
+	sacked     bool      // selectively acknowledged
+	lost       bool      // deemed lost and not yet retransmitted
+}
+
+func (s *txSeg) size() int { return int(s.start.Size(s.end)) }
+
+// dataLen is the number of data bytes (the FIN excluded).
+func (s *txSeg) dataLen() int {
+	if s.fin {
+		return s.size() - 1
+	}
+	return s.size()
+}
+
+// dupThresh is the duplicate ACK threshold of RFC 5681 and RFC 6675.
+const dupThresh = 3
+
+// pipe is the data estimated in flight (RFC 6675 section 4): bytes
+// neither SACKed nor deemed lost (a retransmitted segment counts again
+// once retransmitted, as its lost mark is then cleared).
+func (e *endpoint) pipe() int {
+	n := 0
+	for i := range e.txq {
+		if s := &e.txq[i]; !s.sacked && !s.lost {
+			n += s.size()
+		}
+	}
+	return n
+}
+
+// firstLost returns the index of the first segment to retransmit, or -1.
+func (e *endpoint) firstLost() int {
+	for i := range e.txq {
+		if e.txq[i].lost {
+			return i
+		}
+	}
+	return -1
+}
+
+// sendTx (re)sends e.txq[i] and records when.
+func (e *endpoint) sendTx(i int) {
+	s := &e.txq[i]
+	if !s.sentAt.IsZero() {
+		s.retrans = true
+	}
+	s.lost = false
+	s.sentAt = e.p.clk.Now()
+	e.xmitCount++
+	s.xmit = e.xmitCount
+	e.transmit(s.start, s.dataLen(), s.fin)
+}
+
+// markDelivered records that s reached the peer (cumulatively or
+// selectively acknowledged): it updates RACK and, for a segment sent
+// only once (Karn's algorithm), the RTT sample candidate.
+func (e *endpoint) markDelivered(s *txSeg, now time.Time) {
+	if s.xmit > e.rackXmit {
+		// RACK (RFC 8985 section 6.2): the most recently sent segment
+		// known delivered, and the RTT it saw.
+		e.rackXmit = s.xmit
+		e.rackRTT = now.Sub(s.sentAt)
+	}
+	if !s.retrans && (!e.rttCandOK || s.xmit > e.rttCandXmit) {
+		e.rttCandOK, e.rttCandXmit, e.rttCandAt = true, s.xmit, s.sentAt
+	}
+}
+
+// applySACK marks the segments the blocks of s cover. It returns
+// whether any segment was newly SACKed.
+func (e *endpoint) applySACK(s *segment, now time.Time) bool {
+	if !e.sackOK || s.opts.NumSACKBlocks == 0 {
+		return false
+	}
+	news := false
+	for _, b := range s.opts.SACK() {
+		start, end := seqnum.Value(b.Start), seqnum.Value(b.End)
+		if !start.LessThan(end) || !e.sndUna.LessThan(end) || end.GreaterThan(e.sndMax) {
+			continue // D-SACK, or invalid
+		}
+		for i := range e.txq {
+			x := &e.txq[i]
+			if x.start.GreaterThanEq(end) {
+				break
+			}
+			if x.sacked || x.start.LessThan(start) || x.end.GreaterThan(end) {
+				continue
+			}
+			x.sacked, x.lost = true, false
+			e.markDelivered(x, now)
+			news = true
+		}
+	}
+	return news
+}
+
+// reoWnd is the reordering window of RACK: how long after a later
+// segment was delivered an earlier one is deemed lost.
+func (e *endpoint) reoWnd() time.Duration {
+	return max(e.srtt/4, time.Millisecond)
+}
+
+// detectLoss marks lost segments: those with dupThresh SACKed segments
+// above them (RFC 6675 IsLost), and those sent before a delivered
+// segment longer than an RTT and the reordering window ago (RACK, RFC
+// 8985). It arms the reordering timer for segments not yet overdue, and
+// returns whether any segment was newly marked.
+func (e *endpoint) detectLoss(now time.Time) bool {
+	marked := false
+	sackedAbove := 0
+	var next time.Duration
+	wnd := e.rackRTT + e.reoWnd()
+	for i := len(e.txq) - 1; i >= 0; i-- {
+		s := &e.txq[i]
+		if s.sacked {
+			sackedAbove++
+			continue
+		}
+		if s.lost {
+			continue
+		}
+		if sackedAbove >= dupThresh && !s.retrans {
+			// A lost retransmission is left to RACK, which knows the
+			// order of transmissions.
+			s.lost, marked = true, true
+			continue
+		}
+		if s.xmit < e.rackXmit {
+			if left := s.sentAt.Add(wnd).Sub(now); left <= 0 {
+				s.lost, marked = true, true
+			} else if next == 0 || left < next {
+				next = left
+			}
+		}
+	}
+	if next > 0 {
+		e.rackTimer.set(next)
+	} else {
+		e.rackTimer.stop()
+	}
+	return marked
+}
+
+// onRackTimer runs when segments sent before a delivered one have had
+// the reordering window to arrive (RFC 8985 section 6.3).
+func (e *endpoint) onRackTimer() {
+	if !e.canSend() || len(e.txq) == 0 {
+		return
+	}
+	if e.detectLoss(e.p.clk.Now()) {
+		e.enterRecovery()
+	}
+	e.output()
+}
+
+// enterRecovery starts loss recovery once losses are detected (RFC 6675
+// section 5): it halves the window once per window of data and sends the
+// first lost segment at once.
+func (e *endpoint) enterRecovery() {
+	if e.inRecovery {
+		return
+	}
+	if e.sndUna.LessThan(e.recover) && e.recoverRTO {
+		// Still repairing the window an RTO hit: no second reduction.
+		return
+	}
+	flight := int(e.sndUna.Size(e.sndMax))
+	e.ssthresh = max(flight/2, 2*e.mss)
+	e.cwnd = e.ssthresh
+	e.recover = e.sndMax
+	e.recoverRTO = false
+	e.recXmit = e.xmitCount + 1
+	e.inRecovery = true
+	e.p.stats.fastRetrans.Add(1)
+	if i := e.firstLost(); i >= 0 {
+		e.sendTx(i) // RFC 6675 step 4.3: regardless of the window
+	}
+}
+
+// sackRanges returns the contiguous ranges of the out-of-order queue.
+func sackRanges(ooo []oooSeg) [][2]seqnum.Value {
+	var r [][2]seqnum.Value
+	for i := 0; i < len(ooo); {
+		start, end := ooo[i].seq, ooo[i].end()
+		i++
+		for i < len(ooo) && ooo[i].seq == end {
+			end = ooo[i].end()
+			i++
+		}
+		r = append(r, [2]seqnum.Value{start, end})
+	}
+	return r
+}
+
+// sackBlocks fills o with up to maxBlocks blocks describing the queue,
+// the block holding the most recently received segment first (RFC 2018
+// section 4), then the others in order.
+func (e *endpoint) sackBlocks(o *header.TCPOptions, maxBlocks int) {
+	r := sackRanges(e.ooo)
+	n := 0
+	first := -1
+	for i, x := range r {
+		if e.lastOOO.InRange(x[0], x[1]) {
+			first = i
+			o.SACKBlocks[0] = header.SACKBlock{Start: uint32(x[0]), End: uint32(x[1])}
+			n = 1
+			break
+		}
+	}
+	for i, x := range r {
+		if n >= maxBlocks {
+			break
+		}
+		if i == first {
+			continue
+		}
+		o.SACKBlocks[n] = header.SACKBlock{Start: uint32(x[0]), End: uint32(x[1])}
+		n++
+	}
+	o.NumSACKBlocks = n
+}
+
+// Tail loss probes (RFC 8985 section 7).
+const (
+	minPTO = 2 * time.Millisecond
+	// wcDelAckT is the longest a peer may delay its ACK of a lone
+	// segment (RFC 8985 section 7.2, RFC 1122).
+	wcDelAckT = 200 * time.Millisecond
+)
+
+// armTLP schedules a tail loss probe 2 SRTT after the last transmission
+// or new ACK, when an RTT is known and no recovery or backoff is under
+// way; it stops the probe timer otherwise.
+func (e *endpoint) armTLP() {
+	if e.tlpOut || e.inRecovery || e.backoff > 0 || e.srtt == 0 || e.sndUna == e.sndMax {
+		e.tlpTimer.stop()
+		return
+	}
+	pto := max(2*e.srtt, minPTO)
+	if int(e.sndUna.Size(e.sndMax)) <= e.mss {
+		pto += wcDelAckT
+	}
+	if pto >= e.rtoCur() {
+		e.tlpTimer.stop()
+		return
+	}
+	e.tlpTimer.set(pto)
+}
+
+// onTLP sends the probe: the last segment not SACKed, sent again, so
+// that its ACK (and SACK blocks) reveal a lost tail without waiting for
+// the retransmission timeout.
+func (e *endpoint) onTLP() {
+	if !e.canSend() || e.tlpOut || e.inRecovery || e.backoff > 0 || len(e.txq) == 0 {
+		return
+	}
+	for i := len(e.txq) - 1; i >= 0; i-- {
+		if !e.txq[i].sacked {
+			e.tlpOut = true
+			e.sendTx(i)
+			e.rtoTimer.set(e.rtoCur())
+			return
+		}
+	}
+}
