@@ -118,7 +118,9 @@ func FuzzICMPv4(f *testing.F) {
 		_, _, _, _, _ = m.Type().String(), m.Code(), m.Ident(), m.Sequence(), m.MTU()
 		if o, err := m.Original(); err == nil {
 			_, _, _ = o.Src(), o.Dst(), o.Payload()
-			_ = TCP(o.Payload()).SrcPort()
+			if p := o.Payload(); len(p) >= 4 {
+				_ = TCP(p).SrcPort()
+			}
 			again := ICMPv4(AppendDestUnreachable(nil, m.Code(), m.MTU(), o))
 			if err := again.IsValid(); err != nil {
 				t.Fatalf("dest unreachable invalid: %v", err)

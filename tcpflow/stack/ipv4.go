@@ -63,6 +63,9 @@ func (s *Stack) handleICMP(ip header.IPv4) {
 			return
 		}
 		t := header.TCP(o[o.HeaderLength():])
+		if len(t) < 8 {
+			return // RFC 792 quotes at least 8 bytes: ports and sequence number
+		}
 		refused := m.Type() == header.ICMPv4DstUnreachable &&
 			(m.Code() == header.ICMPv4PortUnreachable || m.Code() == header.ICMPv4ProtoUnreachable)
 		s.tcp.HandleICMPError(
