@@ -5,20 +5,15 @@ package stack
 import (
 	"context"
 	"crypto/sha256"
-	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
-	"runtime"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"golang.org/x/sys/unix"
 
 	"github.com/conduit-go/conduit/internal/testutil"
 	"github.com/conduit-go/conduit/tcpflow"
@@ -26,64 +21,21 @@ import (
 )
 
 // kernelNet is a network namespace with a TUN device: the kernel is
-// 10.99.X.1/24 inside it, our stack 10.99.X.2 on the device's fd.
+// 10.99.X.1/24 (Kernel) inside it, our stack 10.99.X.2 (Ours) on the
+// device's fd.
 type kernelNet struct {
-	ns, dev      string
-	kernel, ours netip.Addr
-	s            *Stack
-}
-
-func ipCmd(t *testing.T, args ...string) {
-	t.Helper()
-	out, err := exec.Command("ip", args...).CombinedOutput()
-	require.NoError(t, err, "ip %v: %s", args, out)
-}
-
-// inNetns runs f on a thread switched into the namespace ns.
-func inNetns(t *testing.T, ns string, f func()) {
-	t.Helper()
-	target, err := unix.Open("/var/run/netns/"+ns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	require.NoError(t, err)
-	defer unix.Close(target)
-	runtime.LockOSThread()
-	orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		runtime.UnlockOSThread()
-		t.Fatal(err)
-	}
-	defer unix.Close(orig)
-	if err := unix.Setns(target, unix.CLONE_NEWNET); err != nil {
-		runtime.UnlockOSThread()
-		t.Fatalf("setns: %v", err)
-	}
-	f()
-	if err := unix.Setns(orig, unix.CLONE_NEWNET); err != nil {
-		t.Fatalf("setns back: %v", err) // the thread stays locked and dies
-	}
-	runtime.UnlockOSThread()
+	*testutil.TunNet
+	s *Stack
 }
 
 func newKernelNet(t *testing.T) *kernelNet {
-	testutil.RequireRoot(t, "creates a network namespace and a TUN device")
-	testutil.RequirePeer(t, "ip", "iproute2")
-	x := 1 + rand.IntN(254)
-	id := rand.Uint32()
-	kn := &kernelNet{
-		ns:     fmt.Sprintf("conduit-stk-%08x", id),
-		dev:    fmt.Sprintf("cstk%08x", id),
-		kernel: netip.AddrFrom4([4]byte{10, 99, byte(x), 1}),
-		ours:   netip.AddrFrom4([4]byte{10, 99, byte(x), 2}),
-	}
-	ipCmd(t, "netns", "add", kn.ns)
-	t.Cleanup(func() { ipCmd(t, "netns", "del", kn.ns) })
+	kn := &kernelNet{TunNet: testutil.NewTunNet(t, "conduit-stk")}
 	var ep *tun.Endpoint
 	var err error
-	inNetns(t, kn.ns, func() { ep, err = tun.Open(kn.dev, tun.Options{}) })
+	kn.Do(t, func() { ep, err = tun.Open(kn.Dev, tun.Options{}) })
 	require.NoError(t, err)
 	t.Cleanup(func() { ep.Close() })
-	ipCmd(t, "-n", kn.ns, "addr", "add", kn.kernel.String()+"/24", "dev", kn.dev)
-	ipCmd(t, "-n", kn.ns, "link", "set", kn.dev, "up")
-	kn.s, err = New(Options{Addr: netip.PrefixFrom(kn.ours, 24), Link: ep})
+	kn.s, err = New(Options{Addr: netip.PrefixFrom(kn.Ours, 24), Link: ep})
 	require.NoError(t, err)
 	t.Cleanup(func() { kn.s.Close() })
 	return kn
@@ -141,7 +93,7 @@ func TestKernelListensWeDial(t *testing.T) {
 	kn := newKernelNet(t)
 	var ln net.Listener
 	var err error
-	inNetns(t, kn.ns, func() { ln, err = net.Listen("tcp4", kn.kernel.String()+":0") })
+	kn.Do(t, func() { ln, err = net.Listen("tcp4", kn.Kernel.String()+":0") })
 	require.NoError(t, err)
 	defer ln.Close()
 	accepted := make(chan *net.TCPConn, 1)
@@ -168,13 +120,13 @@ func TestKernelListensWeDial(t *testing.T) {
 
 func TestKernelDialsWeListen(t *testing.T) {
 	kn := newKernelNet(t)
-	ln, err := kn.s.ListenFlows(context.Background(), netip.AddrPortFrom(kn.ours, 8080), nil)
+	ln, err := kn.s.ListenFlows(context.Background(), netip.AddrPortFrom(kn.Ours, 8080), nil)
 	require.NoError(t, err)
 	defer ln.Close()
 	var c net.Conn
-	inNetns(t, kn.ns, func() {
+	kn.Do(t, func() {
 		d := net.Dialer{Timeout: 10 * time.Second}
-		c, err = d.Dial("tcp4", netip.AddrPortFrom(kn.ours, 8080).String())
+		c, err = d.Dial("tcp4", netip.AddrPortFrom(kn.Ours, 8080).String())
 	})
 	require.NoError(t, err)
 	defer c.Close()
@@ -188,7 +140,7 @@ func TestKernelRefuses(t *testing.T) {
 	kn := newKernelNet(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_, err := kn.s.CreateConnection(ctx, netip.AddrPortFrom(kn.kernel, 1), tcpflow.DialOptions{})
+	_, err := kn.s.CreateConnection(ctx, netip.AddrPortFrom(kn.Kernel, 1), tcpflow.DialOptions{})
 	assert.ErrorIs(t, err, tcpflow.ErrRefused)
 }
 
@@ -196,13 +148,13 @@ func TestKernelAnswersKeepalive(t *testing.T) {
 	kn := newKernelNet(t)
 	var ln net.Listener
 	var err error
-	inNetns(t, kn.ns, func() {
+	kn.Do(t, func() {
 		// Linux limits the ACKs it sends to out-of-window segments such as
 		// keepalive probes to one per 500 ms; the probes here are closer.
 		if err = os.WriteFile("/proc/sys/net/ipv4/tcp_invalid_ratelimit", []byte("0"), 0); err != nil {
 			return
 		}
-		ln, err = net.Listen("tcp4", kn.kernel.String()+":0")
+		ln, err = net.Listen("tcp4", kn.Kernel.String()+":0")
 	})
 	require.NoError(t, err)
 	defer ln.Close()
@@ -229,7 +181,7 @@ func TestKernelHalfClose(t *testing.T) {
 	kn := newKernelNet(t)
 	var ln net.Listener
 	var err error
-	inNetns(t, kn.ns, func() { ln, err = net.Listen("tcp4", kn.kernel.String()+":0") })
+	kn.Do(t, func() { ln, err = net.Listen("tcp4", kn.Kernel.String()+":0") })
 	require.NoError(t, err)
 	defer ln.Close()
 	go func() {
