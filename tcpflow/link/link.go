@@ -44,6 +44,25 @@ type Endpoint interface {
 	Close() error
 }
 
+// GatherWriter is implemented by endpoints that take a packet in two
+// parts, its headers and its payload, and copy them once (the stack
+// need not assemble the packet first). The parts are not retained.
+type GatherWriter interface {
+	// WritePacketv sends the packet hdr followed by payload, as
+	// WritePacket would.
+	WritePacketv(hdr, payload []byte) error
+}
+
+// ChecksumOffloader is implemented by endpoints that can vouch for the
+// integrity of what they carry, as a NIC with checksum offload does: when
+// ChecksumOffload reports true, the stack neither computes nor checks
+// TCP checksums on this link (the IPv4 header checksum is kept). Both
+// ends of a link must agree, so it suits in-memory links between
+// stacks of this package.
+type ChecksumOffloader interface {
+	ChecksumOffload() bool
+}
+
 // ErrPacketTooBig is wrapped by WritePacket errors for packets larger
 // than the MTU.
 var ErrPacketTooBig = errors.New("link: packet larger than MTU")

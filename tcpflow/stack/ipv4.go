@@ -87,9 +87,20 @@ func (s *Stack) broadcast() netip.Addr {
 // writeIPv4 fills the IPv4 header at the start of pkt (whose first 20
 // bytes are reserved for it) and sends the packet to dst.
 func (s *Stack) writeIPv4(pkt []byte, proto uint8, dst netip.Addr) {
-	ip := header.IPv4(pkt)
+	s.encodeIPv4(pkt, len(pkt), proto, dst)
+	s.ipOut.Add(1)
+	if err := s.ep.WritePacket(pkt); err != nil {
+		s.outErr.Add(1)
+		s.debug("stack: link write failed", "err", err)
+	}
+}
+
+// encodeIPv4 fills the IPv4 header at the start of b for a packet of
+// size bytes.
+func (s *Stack) encodeIPv4(b []byte, size int, proto uint8, dst netip.Addr) {
+	ip := header.IPv4(b)
 	ip.Encode(&header.IPv4Fields{
-		TotalLength: uint16(len(pkt)),
+		TotalLength: uint16(size),
 		ID:          uint16(s.ipID.Add(1)),
 		Flags:       header.IPv4FlagDF,
 		TTL:         defaultTTL,
@@ -98,15 +109,23 @@ func (s *Stack) writeIPv4(pkt []byte, proto uint8, dst netip.Addr) {
 		Dst:         dst,
 	})
 	ip.SetChecksum(^ip.CalculateChecksum())
-	s.ipOut.Add(1)
-	if err := s.ep.WritePacket(pkt); err != nil {
-		s.outErr.Add(1)
-		s.debug("stack: link write failed", "err", err)
-	}
 }
 
 // outputTCP is TCP's output: one segment in one IPv4 packet.
 func (s *Stack) outputTCP(src, dst netip.Addr, hdr, payload []byte) error {
+	if s.gw != nil {
+		// The link copies the headers and the payload once.
+		hp := s.hdrPool.Get().(*[header.IPv4MinimumSize + header.TCPMaximumHeaderSize]byte)
+		h := append(hp[:header.IPv4MinimumSize], hdr...)
+		s.encodeIPv4(h, len(h)+len(payload), header.ProtocolTCP, dst)
+		s.ipOut.Add(1)
+		if err := s.gw.WritePacketv(h, payload); err != nil {
+			s.outErr.Add(1)
+			s.debug("stack: link write failed", "err", err)
+		}
+		s.hdrPool.Put(hp)
+		return nil
+	}
 	bp := s.pool.Get().(*[]byte)
 	b := (*bp)[:header.IPv4MinimumSize]
 	b = append(b, hdr...)

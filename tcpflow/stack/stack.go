@@ -80,7 +80,9 @@ type Stack struct {
 	ipIn, ipOut, ipInvalid, notOurs, frags, unknown, echo, icmp atomic.Uint64
 	outErr                                                      atomic.Uint64
 
-	pool      sync.Pool // *[]byte of MTU capacity
+	pool      sync.Pool         // *[]byte of MTU capacity
+	hdrPool   sync.Pool         // IPv4 and TCP headers, for gw
+	gw        link.GatherWriter // the link, if it gathers
 	closeOnce sync.Once
 }
 
@@ -100,6 +102,8 @@ func New(o Options) (*Stack, error) {
 	}
 	s := &Stack{addr: o.Addr.Addr(), pfx: o.Addr, ep: o.Link, log: o.Logger, mtu: mtu}
 	s.pool.New = func() any { b := make([]byte, 0, mtu); return &b }
+	s.hdrPool.New = func() any { return new([header.IPv4MinimumSize + header.TCPMaximumHeaderSize]byte) }
+	s.gw, _ = o.Link.(link.GatherWriter)
 	to := o.TCP
 	to.Addr = s.addr
 	to.Output = s.outputTCP

@@ -7,6 +7,10 @@ import (
 	"github.com/conduit-go/conduit/tcpflow/internal/seqnum"
 )
 
+// pawsIdle is the silence after which PAWS trusts any timestamp again
+// (RFC 7323 section 5.5).
+const pawsIdle = 24 * 24 * time.Hour
+
 // minMSS is the MSS assumed when the peer announces none (RFC 9293
 // section 3.7.1).
 const minMSS = 536
@@ -41,7 +45,7 @@ func (e *endpoint) passiveOpen(s *segment) {
 func (e *endpoint) synOptions(s *segment) {
 	e.irs = s.seq
 	e.rcvNxt = s.seq.Add(1)
-	e.rcvAdvEdge = e.rcvNxt
+	e.rcvAdvEdge, e.rcvAcked = e.rcvNxt, e.rcvNxt
 	mss := minMSS
 	if s.opts.HasMSS && s.opts.MSS > 0 {
 		mss = int(s.opts.MSS)
@@ -113,6 +117,7 @@ func (e *endpoint) handleSegmentLocked(s *segment) (established bool) {
 		return false
 	}
 	now := e.p.clk.Now()
+	idle := now.Sub(e.lastRecv)
 	e.lastRecv = now
 	if e.kaProbes > 0 {
 		e.kaProbes = 0
@@ -125,11 +130,23 @@ func (e *endpoint) handleSegmentLocked(s *segment) (established bool) {
 		}
 		return false
 	}
-	// Timestamps: remember the peer's for our echoes (RFC 7323 section
-	// 4.3), duplicates included, so that echoes are never stale.
-	if e.tsOK && s.opts.HasTimestamps && !s.has(header.TCPFlagRST) && s.seq.LessThanEq(e.rcvNxt) &&
-		int32(s.opts.TSVal-e.tsRecent) >= 0 {
-		e.tsRecent = s.opts.TSVal
+	if e.tsOK && s.opts.HasTimestamps && !s.has(header.TCPFlagRST) {
+		// PAWS (RFC 7323 section 5.3): a timestamp older than the
+		// last one recorded marks an old duplicate, perhaps from
+		// before the sequence numbers wrapped; it is dropped with an
+		// ACK. After 24 days of silence the peer's clock may have
+		// wrapped, and its timestamp is taken as it is.
+		if int32(s.opts.TSVal-e.tsRecent) < 0 && idle < pawsIdle {
+			e.p.stats.paws.Add(1)
+			e.sendAck()
+			return false
+		}
+		// Remember the peer's timestamp for our echoes (RFC 7323
+		// section 4.3): of the segment starting at the ACK we last
+		// sent, so that a delayed ACK's echo measures the delay too.
+		if s.seq.LessThanEq(e.rcvAcked) {
+			e.tsRecent = s.opts.TSVal
+		}
 	}
 	// First: the sequence number.
 	if !e.acceptable(s) {
@@ -330,8 +347,9 @@ func (e *endpoint) enterTimeWait() {
 	e.kaTimer.release()
 	e.rackTimer.release()
 	e.tlpTimer.release()
-	e.sndBuf = nil
-	e.txq = nil
+	e.delackTimer.release()
+	e.sndBuf.release()
+	e.txq, e.sb = nil, scoreboard{}
 	e.ooo = nil
 	e.closeTimer.set(e.p.o.TimeWait)
 	e.broadcast()
@@ -349,9 +367,9 @@ func (e *endpoint) onCloseTimer() {
 func (e *endpoint) finSeq() seqnum.Value { return e.sndBufEnd() }
 
 // sndBufEnd is the sequence number after the last byte queued.
-func (e *endpoint) sndBufEnd() seqnum.Value { return e.sndBufStart.Add(seqnum.Size(len(e.sndBuf))) }
+func (e *endpoint) sndBufEnd() seqnum.Value { return e.sndBufStart.Add(seqnum.Size(e.sndBuf.Len())) }
 
 // finAcked reports whether our FIN has been acknowledged.
 func (e *endpoint) finAcked() bool {
-	return e.finQueued && len(e.sndBuf) == 0 && e.sndUna == e.finSeq().Add(1)
+	return e.finQueued && e.sndBuf.Len() == 0 && e.sndUna == e.finSeq().Add(1)
 }

@@ -85,7 +85,7 @@ type endpoint struct {
 	maxSndWnd                   uint32
 	sndWl1, sndWl2              seqnum.Value
 	sndShift                    uint8 // the peer's window scale
-	sndBuf                      []byte
+	sndBuf                      ring
 	sndBufStart                 seqnum.Value // sequence number of sndBuf[0]
 	pushSeq                     seqnum.Value // data before it goes out without Nagle delay
 	finQueued                   bool
@@ -103,6 +103,7 @@ type endpoint struct {
 	retries           int
 	// Retransmission queue and loss detection (sack.go).
 	txq                 []txSeg
+	sb                  scoreboard
 	xmitCount, rackXmit uint64
 	rackRTT             time.Duration
 	rttCandOK           bool
@@ -116,13 +117,14 @@ type endpoint struct {
 	// Receive side (rcv.go).
 	irs, rcvNxt seqnum.Value
 	rcvShift    uint8 // our window scale
-	rcvBuf      []byte
+	rcvBuf      ring
 	ooo         []oooSeg
 	oooFin      bool // a FIN at oooFinSeq is queued
 	oooFinSeq   seqnum.Value
 	lastOOO     seqnum.Value // most recent out-of-order arrival
 	rcvAdvEdge  seqnum.Value // rcvNxt + window advertised
 	finRcvd     bool
+	rcvAcked    seqnum.Value // the acknowledgment number last sent
 
 	// Options negotiated.
 	sackOK   bool
@@ -132,6 +134,7 @@ type endpoint struct {
 
 	// Timers (timer.go).
 	rtoTimer, persistTimer, kaTimer, closeTimer, rackTimer, tlpTimer timer
+	delackTimer                                                      timer
 	ka                                                               *tcpflow.Keepalive
 	kaProbes                                                         int
 	lastRecv                                                         time.Time
@@ -155,6 +158,7 @@ func (p *Protocol) newEndpoint(id connID, ka *tcpflow.Keepalive) *endpoint {
 	e.closeTimer.init(e, e.onCloseTimer)
 	e.rackTimer.init(e, e.onRackTimer)
 	e.tlpTimer.init(e, e.onTLP)
+	e.delackTimer.init(e, e.onDelayedAck)
 	for e.rcvShift < 14 && p.o.RecvBuffer>>e.rcvShift > 0xffff {
 		e.rcvShift++
 	}
@@ -225,11 +229,11 @@ func (e *endpoint) Read(b []byte) (int, error) {
 		if e.userClosed {
 			return 0, net.ErrClosed
 		}
-		if len(e.rcvBuf) > 0 {
+		if e.rcvBuf.Len() > 0 {
 			if len(b) == 0 {
 				return 0, nil
 			}
-			c := copy(b, e.rcvBuf)
+			c := e.rcvBuf.Read(b)
 			e.consumed(c)
 			return c, nil
 		}
@@ -277,28 +281,28 @@ func (e *endpoint) writev(bufs [][]byte, nodelay bool) (int64, error) {
 			if err := e.writableLocked(); err != nil {
 				return total, err
 			}
-			room := e.p.o.SendBuffer - len(e.sndBuf)
+			room := e.p.o.SendBuffer - e.sndBuf.Len()
 			if room <= 0 {
+				// The buffer is full: push what is queued, and wait
+				// for room.
+				e.pushSeq = e.sndBufEnd()
+				e.output()
 				if err := e.wait(&e.writeDeadline); err != nil {
 					return total, err
 				}
 				continue
 			}
 			n := min(room, len(b))
-			e.sndBuf = append(e.sndBuf, b[:n]...)
+			e.sndBuf.Write(b[:n])
 			b = b[n:]
 			total += int64(n)
-			if nodelay || len(b) > 0 {
-				// Partial writes are pushed: the rest waits for room.
-				e.pushSeq = e.sndBufEnd()
-			}
-			e.output()
 		}
 	}
+	// Every buffer is queued: one pass of output sends them together.
 	if nodelay {
 		e.pushSeq = e.sndBufEnd()
-		e.output()
 	}
+	e.output()
 	return total, nil
 }
 
@@ -373,7 +377,7 @@ func (e *endpoint) Close() error {
 		return nil
 	}
 	// Unread data is dropped; later data is acknowledged and dropped.
-	e.rcvBuf = nil
+	e.rcvBuf.release()
 	e.shutdownSend()
 	if e.state == stateFinWait2 {
 		e.closeTimer.set(e.p.o.FinTimeout)
@@ -449,8 +453,9 @@ func (e *endpoint) closeLocked(err error) {
 	e.closeTimer.release()
 	e.rackTimer.release()
 	e.tlpTimer.release()
-	e.sndBuf = nil
-	e.txq = nil
+	e.delackTimer.release()
+	e.sndBuf.release()
+	e.txq, e.sb = nil, scoreboard{}
 	e.ooo = nil
 	e.broadcast()
 	e.p.remove(e)

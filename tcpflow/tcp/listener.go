@@ -21,8 +21,9 @@ type listener struct {
 	transient bool // made for one SYN from the listeners function
 
 	// Guarded by p.mu.
-	pending int // half-open connections (SYN-RECEIVED)
-	closed  bool
+	pending    int // half-open connections (SYN-RECEIVED)
+	closed     bool
+	cookieSlot uint32 // time slot of the last SYN cookie sent, plus one; 0 for none
 
 	accept    chan *endpoint // ListenFlows: established, not yet accepted
 	done      chan struct{}  // closed when the listener closes

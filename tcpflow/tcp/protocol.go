@@ -31,6 +31,7 @@ const (
 	DefaultRTOMax         = 60 * time.Second
 	DefaultMaxRetransmits = 15
 	DefaultSYNRetries     = 6
+	DefaultDelayedACK     = 40 * time.Millisecond
 )
 
 // Options configures a Protocol. The zero value of every field but
@@ -60,8 +61,19 @@ type Options struct {
 	// MaxConnections bounds the connections (in any state).
 	MaxConnections int
 	// SYNBacklog bounds the half-open and not yet accepted connections
-	// of each listener; SYNs beyond it are dropped.
+	// of each listener. SYNs beyond it are answered with SYN cookies
+	// (RFC 4987), or dropped with NoSYNCookies.
 	SYNBacklog int
+	// NoSYNCookies disables SYN cookies: a SYN for a listener whose
+	// SYNBacklog is full is dropped instead of answered with a SYN-ACK
+	// whose sequence number encodes the connection, which the peer's
+	// ACK then creates without the backlog. Cookies are used only once
+	// the backlog is full, so a SYN flood cannot deny service to real
+	// clients; they keep window scale and SACK only if the SYN carried
+	// timestamps, and the MSS rounded down to one of a few common
+	// values. MaxConnections still applies: at the limit, SYNs and
+	// cookie ACKs are dropped.
+	NoSYNCookies bool
 	// RTOInitial, RTOMin and RTOMax bound the retransmission timeout
 	// (RFC 6298).
 	RTOInitial, RTOMin, RTOMax time.Duration
@@ -71,6 +83,10 @@ type Options struct {
 	// SYNRetries is the number of SYN or SYN-ACK retransmissions after
 	// which a connection attempt fails with a timeout.
 	SYNRetries int
+	// DelayedACK is how long the ACK of in-order data may wait for a
+	// second segment or for data to carry it (RFC 5681 section 4.2);
+	// negative sends every ACK at once.
+	DelayedACK time.Duration
 }
 
 func orDefault[T int | time.Duration](v, d T) T {
@@ -93,6 +109,9 @@ func (o *Options) setDefaults() {
 	o.RTOMax = orDefault(o.RTOMax, DefaultRTOMax)
 	o.MaxRetransmits = orDefault(o.MaxRetransmits, DefaultMaxRetransmits)
 	o.SYNRetries = orDefault(o.SYNRetries, DefaultSYNRetries)
+	if o.DelayedACK == 0 {
+		o.DelayedACK = DefaultDelayedACK
+	}
 	if o.Clock == nil {
 		o.Clock = clock.Real()
 	}
@@ -111,12 +130,18 @@ type Stats struct {
 	FastRetransmits           uint64
 	ResetsOut                 uint64
 	InvalidSegments           uint64 // bad options, no such connection and so on
-	SYNDropped                uint64 // backlog or connection limit
+	SYNDropped                uint64 // SYNs (backlog without cookies, connection limit) and cookie ACKs (connection limit)
+	PAWSRejected              uint64 // old duplicates caught by their timestamp (RFC 7323)
 	ActiveOpens, PassiveOpens uint64
+	SYNCookiesSent            uint64 // SYN-ACKs with a cookie (backlog full)
+	SYNCookiesValid           uint64 // ACKs giving back a valid cookie
+	SYNCookiesInvalid         uint64 // ACKs for no connection to a listener that sent cookies, with no valid one
 }
 
 type counters struct {
 	segIn, segOut, retrans, timeouts, fastRetrans, rstOut, invalid, synDropped, active, passive atomic.Uint64
+	paws                                                                                        atomic.Uint64
+	cookiesSent, cookiesValid, cookiesInvalid                                                   atomic.Uint64
 }
 
 // Protocol is the TCP layer of one stack: it demultiplexes segments to
@@ -166,6 +191,9 @@ func (p *Protocol) Stats() Stats {
 		FastRetransmits: c.fastRetrans.Load(), ResetsOut: c.rstOut.Load(),
 		InvalidSegments: c.invalid.Load(), SYNDropped: c.synDropped.Load(),
 		ActiveOpens: c.active.Load(), PassiveOpens: c.passive.Load(),
+		PAWSRejected:   c.paws.Load(),
+		SYNCookiesSent: c.cookiesSent.Load(), SYNCookiesValid: c.cookiesValid.Load(),
+		SYNCookiesInvalid: c.cookiesInvalid.Load(),
 	}
 }
 
@@ -214,13 +242,19 @@ func (p *Protocol) HandleSegment(src, dst netip.Addr, seg []byte) {
 }
 
 // handleNoConn handles a segment for no connection: a SYN for a
-// listener, or a reset (RFC 9293 section 3.10.7.1).
+// listener, an ACK giving back a SYN cookie, or a reset (RFC 9293
+// section 3.10.7.1).
 func (p *Protocol) handleNoConn(id connID, s *segment) {
 	if s.flags&header.TCPFlagRST != 0 {
 		return
 	}
-	if s.flags&(header.TCPFlagSYN|header.TCPFlagACK) == header.TCPFlagSYN {
+	switch s.flags & (header.TCPFlagSYN | header.TCPFlagACK) {
+	case header.TCPFlagSYN:
 		if p.handleSYN(id, s) {
+			return
+		}
+	case header.TCPFlagACK:
+		if p.handleCookieACK(id, s) {
 			return
 		}
 	}
@@ -277,7 +311,8 @@ func (p *Protocol) listenerForLocked(port uint16) *listener {
 	return &listener{p: p, port: port, process: fl.Process, ka: fl.Keepalive, transient: true}
 }
 
-// handleSYN starts a passive open; it reports whether a listener took
+// handleSYN starts a passive open, or answers with a SYN cookie when
+// the listener's backlog is full; it reports whether a listener took
 // the SYN (or dropped it for lack of room), false to reset it.
 func (p *Protocol) handleSYN(id connID, s *segment) bool {
 	p.mu.Lock()
@@ -290,9 +325,18 @@ func (p *Protocol) handleSYN(id connID, s *segment) bool {
 		p.mu.Unlock()
 		return false
 	}
-	if len(p.conns) >= p.o.MaxConnections || l.pending >= p.o.SYNBacklog {
+	if len(p.conns) >= p.o.MaxConnections || l.pending >= p.o.SYNBacklog && p.o.NoSYNCookies {
+		// At the connection limit a cookie could not become a
+		// connection either.
 		p.mu.Unlock()
 		p.stats.synDropped.Add(1)
+		return true
+	}
+	if l.pending >= p.o.SYNBacklog {
+		now := p.clk.Now()
+		l.cookieSlot = cookieSlot(now) + 1
+		p.mu.Unlock()
+		p.sendCookie(id, s, now)
 		return true
 	}
 	l.pending++
@@ -554,7 +598,7 @@ func (p *Protocol) DebugDump() string {
 		e.mu.Lock()
 		s += fmt.Sprintf("%v->%v %v una=%d nxt=%d max=%d wnd=%d cwnd=%d ssthresh=%d sndBuf=%d bufStart=%d fin=%v rcvNxt=%d adv=%d rcvBuf=%d ooo=%d rto=%v rtoArmed=%v persist=%v retries=%d recovery=%v dup=%d err=%v\n",
 			e.id.local, e.id.remote, e.state, e.sndUna-e.iss, e.sndNxt-e.iss, e.sndMax-e.iss, e.sndWnd, e.cwnd, e.ssthresh,
-			len(e.sndBuf), e.sndBufStart-e.iss, e.finQueued, e.rcvNxt-e.irs, e.rcvAdvEdge-e.irs, len(e.rcvBuf), len(e.ooo),
+			e.sndBuf.Len(), e.sndBufStart-e.iss, e.finQueued, e.rcvNxt-e.irs, e.rcvAdvEdge-e.irs, e.rcvBuf.Len(), len(e.ooo),
 			e.rto, e.rtoTimer.armed(), e.persistTimer.armed(), e.retries, e.inRecovery, e.dupAcks, e.err)
 		e.mu.Unlock()
 	}

@@ -10,7 +10,7 @@ func (e *endpoint) rcvFree() int {
 	if e.userClosed {
 		return e.p.o.RecvBuffer
 	}
-	return max(e.p.o.RecvBuffer-len(e.rcvBuf), 0)
+	return max(e.p.o.RecvBuffer-e.rcvBuf.Len(), 0)
 }
 
 // windowField returns the window field to send and records the right
@@ -60,11 +60,10 @@ func (e *endpoint) acceptable(s *segment) bool {
 // processData queues the data of an acceptable segment (in order or in
 // the out-of-order queue), handles its FIN and acknowledges it.
 func (e *endpoint) processData(s *segment) {
-	// Timestamps: remember the peer's for our echoes (RFC 7323 4.3).
-	if e.tsOK && s.opts.HasTimestamps && s.seq.LessThanEq(e.rcvNxt) {
-		e.tsRecent = s.opts.TSVal
-	}
 	seq, data, fin := s.seq, s.data, s.has(header.TCPFlagFIN)
+	// In-order data with nothing queued out of order may wait for a
+	// delayed ACK; anything else is acknowledged at once (RFC 5681 4.2).
+	quick := seq != e.rcvNxt || fin || len(e.ooo) > 0
 	if seq.LessThan(e.rcvNxt) {
 		skip := int(seq.Size(e.rcvNxt))
 		if skip > len(data) {
@@ -79,11 +78,12 @@ func (e *endpoint) processData(s *segment) {
 			keep = int(seq.Size(e.rcvAdvEdge))
 		}
 		data, fin = data[:keep], false
+		quick = true
 	}
 	if seq == e.rcvNxt {
 		if len(data) > 0 {
 			if !e.userClosed {
-				e.rcvBuf = append(e.rcvBuf, data...)
+				e.rcvBuf.Write(data)
 			}
 			e.rcvNxt = e.rcvNxt.Add(seqnum.Size(len(data)))
 		}
@@ -96,7 +96,27 @@ func (e *endpoint) processData(s *segment) {
 	} else if len(data) > 0 || fin {
 		e.insertOOO(seq, data, fin)
 	}
-	e.sendAck()
+	e.ackReceived(quick)
+}
+
+// ackReceived acknowledges received data: at once if quick, if delayed
+// ACKs are off, or once two full-sized segments are unacknowledged;
+// otherwise within the delayed ACK timeout, unless data we send first
+// carries the ACK.
+func (e *endpoint) ackReceived(quick bool) {
+	d := e.p.o.DelayedACK
+	if quick || d < 0 || int(e.rcvAcked.Size(e.rcvNxt)) >= 2*e.mss || len(e.ooo) > 0 {
+		e.sendAck()
+		return
+	}
+	e.delackTimer.setIfStopped(d)
+}
+
+// onDelayedAck sends the ACK that processData delayed.
+func (e *endpoint) onDelayedAck() {
+	if e.rcvAcked != e.rcvNxt && e.state != stateClosed {
+		e.sendAck()
+	}
 }
 
 // processFin consumes the peer's FIN.
@@ -171,7 +191,7 @@ func (e *endpoint) drainOOO() {
 		if x.end().GreaterThan(e.rcvNxt) {
 			d := x.data[x.seq.Size(e.rcvNxt):]
 			if !e.userClosed {
-				e.rcvBuf = append(e.rcvBuf, d...)
+				e.rcvBuf.Write(d)
 			}
 			e.rcvNxt = x.end()
 		}
@@ -185,13 +205,9 @@ func (e *endpoint) drainOOO() {
 	}
 }
 
-// consumed removes n bytes read by the user and, when the window has
+// consumed is told that the user read n bytes; when the window has
 // opened enough, tells the peer (receiver silly window avoidance).
 func (e *endpoint) consumed(n int) {
-	e.rcvBuf = e.rcvBuf[n:]
-	if len(e.rcvBuf) == 0 {
-		e.rcvBuf = e.rcvBuf[:0:0]
-	}
 	switch e.state {
 	case stateEstablished, stateFinWait1, stateFinWait2:
 	default:

@@ -17,7 +17,9 @@ func (e *endpoint) onAck(acked seqnum.Size) {
 		return
 	}
 	if e.cwnd < e.ssthresh {
-		e.cwnd += min(int(acked), e.mss) // slow start
+		// Slow start with appropriate byte counting (RFC 3465, L = 2):
+		// an ACK of two segments, delayed, counts for two.
+		e.cwnd += min(int(acked), 2*e.mss)
 	} else {
 		e.cwnd += max(1, e.mss*e.mss/e.cwnd) // congestion avoidance
 	}

@@ -1,6 +1,7 @@
 package tcp
 
 import (
+	"sort"
 	"time"
 
 	"github.com/conduit-go/conduit/tcpflow/header"
@@ -33,21 +34,59 @@ func (s *txSeg) dataLen() int {
 // dupThresh is the duplicate ACK threshold of RFC 5681 and RFC 6675.
 const dupThresh = 3
 
+// scoreboard sums the retransmission queue, so that the questions asked
+// on every ACK cost nothing: what is in flight, is anything lost, can
+// the order of transmissions be read from the queue's order.
+type scoreboard struct {
+	bytes       int // sequence space of the queue
+	sackedBytes int
+	lostBytes   int
+	lost        int // segments marked lost
+	sacked      int // segments SACKed
+	retrans     int // segments sent more than once
+}
+
+// forget removes n bytes of s (all of it, or an acknowledged head).
+func (sb *scoreboard) forget(s *txSeg, n int) {
+	sb.bytes -= n
+	switch {
+	case s.sacked:
+		sb.sackedBytes -= n
+		if n == s.size() {
+			sb.sacked--
+		}
+	case s.lost:
+		sb.lostBytes -= n
+		if n == s.size() {
+			sb.lost--
+		}
+	}
+}
+
+// markLost marks s lost unless it is SACKed or marked already; it
+// reports whether it did.
+func (e *endpoint) markLost(s *txSeg) bool {
+	if s.sacked || s.lost {
+		return false
+	}
+	s.lost = true
+	e.sb.lost++
+	e.sb.lostBytes += s.size()
+	return true
+}
+
 // pipe is the data estimated in flight (RFC 6675 section 4): bytes
 // neither SACKed nor deemed lost (a retransmitted segment counts again
 // once retransmitted, as its lost mark is then cleared).
 func (e *endpoint) pipe() int {
-	n := 0
-	for i := range e.txq {
-		if s := &e.txq[i]; !s.sacked && !s.lost {
-			n += s.size()
-		}
-	}
-	return n
+	return e.sb.bytes - e.sb.sackedBytes - e.sb.lostBytes
 }
 
 // firstLost returns the index of the first segment to retransmit, or -1.
 func (e *endpoint) firstLost() int {
+	if e.sb.lost == 0 {
+		return -1
+	}
 	for i := range e.txq {
 		if e.txq[i].lost {
 			return i
@@ -59,10 +98,15 @@ func (e *endpoint) firstLost() int {
 // sendTx (re)sends e.txq[i] and records when.
 func (e *endpoint) sendTx(i int) {
 	s := &e.txq[i]
-	if !s.sentAt.IsZero() {
+	if !s.sentAt.IsZero() && !s.retrans {
 		s.retrans = true
+		e.sb.retrans++
 	}
-	s.lost = false
+	if s.lost {
+		s.lost = false
+		e.sb.lost--
+		e.sb.lostBytes -= s.size()
+	}
 	s.sentAt = e.p.clk.Now()
 	e.xmitCount++
 	s.xmit = e.xmitCount
@@ -96,15 +140,25 @@ func (e *endpoint) applySACK(s *segment, now time.Time) bool {
 		if !start.LessThan(end) || !e.sndUna.LessThan(end) || end.GreaterThan(e.sndMax) {
 			continue // D-SACK, or invalid
 		}
-		for i := range e.txq {
+		// The queue is in sequence order: skip to the first segment
+		// the block can cover.
+		i := sort.Search(len(e.txq), func(i int) bool { return e.txq[i].start.GreaterThanEq(start) })
+		for ; i < len(e.txq); i++ {
 			x := &e.txq[i]
 			if x.start.GreaterThanEq(end) {
 				break
 			}
-			if x.sacked || x.start.LessThan(start) || x.end.GreaterThan(end) {
+			if x.sacked || x.end.GreaterThan(end) {
 				continue
 			}
-			x.sacked, x.lost = true, false
+			if x.lost {
+				x.lost = false
+				e.sb.lost--
+				e.sb.lostBytes -= x.size()
+			}
+			x.sacked = true
+			e.sb.sacked++
+			e.sb.sackedBytes += x.size()
 			e.markDelivered(x, now)
 			news = true
 		}
@@ -128,26 +182,43 @@ func (e *endpoint) detectLoss(now time.Time) bool {
 	sackedAbove := 0
 	var next time.Duration
 	wnd := e.rackRTT + e.reoWnd()
-	for i := len(e.txq) - 1; i >= 0; i-- {
-		s := &e.txq[i]
-		if s.sacked {
-			sackedAbove++
-			continue
+	rack := func(s *txSeg) {
+		if left := s.sentAt.Add(wnd).Sub(now); left <= 0 {
+			marked = e.markLost(s) || marked
+		} else if next == 0 || left < next {
+			next = left
 		}
-		if s.lost {
-			continue
+	}
+	if e.sb.sacked == 0 && e.sb.retrans == 0 {
+		// Nothing SACKed and every segment sent once: the queue is in
+		// transmission order, and only its head can be overdue.
+		for i := range e.txq {
+			s := &e.txq[i]
+			if s.xmit >= e.rackXmit {
+				break
+			}
+			if !s.lost {
+				rack(s)
+			}
 		}
-		if sackedAbove >= dupThresh && !s.retrans {
-			// A lost retransmission is left to RACK, which knows the
-			// order of transmissions.
-			s.lost, marked = true, true
-			continue
-		}
-		if s.xmit < e.rackXmit {
-			if left := s.sentAt.Add(wnd).Sub(now); left <= 0 {
-				s.lost, marked = true, true
-			} else if next == 0 || left < next {
-				next = left
+	} else {
+		for i := len(e.txq) - 1; i >= 0; i-- {
+			s := &e.txq[i]
+			if s.sacked {
+				sackedAbove++
+				continue
+			}
+			if s.lost {
+				continue
+			}
+			if sackedAbove >= dupThresh && !s.retrans {
+				// A lost retransmission is left to RACK, which knows
+				// the order of transmissions.
+				marked = e.markLost(s) || marked
+				continue
+			}
+			if s.xmit < e.rackXmit {
+				rack(s)
 			}
 		}
 	}

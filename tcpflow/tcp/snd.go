@@ -38,7 +38,7 @@ func (e *endpoint) output() {
 		outstanding := int(e.sndUna.Size(e.sndNxt))
 		usable := min(int(e.sndWnd)-outstanding, e.cwnd-pipe)
 		off := int(e.sndBufStart.Size(e.sndNxt))
-		remaining := len(e.sndBuf) - off
+		remaining := e.sndBuf.Len() - off
 		if remaining > 0 {
 			n := min(remaining, e.mss)
 			if usable < n {
@@ -74,6 +74,7 @@ func (e *endpoint) sendNew(n int, fin bool) {
 		size++
 	}
 	e.txq = append(e.txq, txSeg{start: e.sndNxt, end: e.sndNxt.Add(size), fin: fin})
+	e.sb.bytes += int(size)
 	e.sendTx(len(e.txq) - 1)
 	e.sndNxt = e.sndNxt.Add(size)
 	if e.sndNxt.GreaterThan(e.sndMax) {
@@ -94,9 +95,17 @@ func (e *endpoint) rtoCur() time.Duration {
 // after them if fin. It does not move sndNxt.
 func (e *endpoint) transmit(seq seqnum.Value, n int, fin bool) {
 	off := int(e.sndBufStart.Size(seq))
-	data := e.sndBuf[off : off+n]
+	data, wrapped := e.sndBuf.Peek(off, n)
+	if len(wrapped) > 0 {
+		// The segment wraps around the end of the ring: once per
+		// buffer's worth of data, it is copied to be contiguous.
+		bp := getRingBuf(n)
+		defer putRingBuf(bp)
+		copy((*bp)[copy(*bp, data):], wrapped)
+		data = (*bp)[:n]
+	}
 	flags := header.TCPFlagACK
-	if off+n == len(e.sndBuf) && n > 0 {
+	if off+n == e.sndBuf.Len() && n > 0 {
 		flags |= header.TCPFlagPSH
 	}
 	if fin {
@@ -129,6 +138,8 @@ func (e *endpoint) sendSegment(seq seqnum.Value, flags header.TCPFlags, data []b
 		WindowSize: e.windowField(false),
 		Options:    buf[:n],
 	}
+	e.rcvAcked = e.rcvNxt
+	e.delackTimer.stop()
 	e.p.writeFields(e.id, &f, data)
 }
 
@@ -172,11 +183,8 @@ func (e *endpoint) processAck(s *segment) bool {
 	if advanced {
 		acked = e.sndUna.Size(ack)
 		e.ackTxq(ack, now)
-		n := min(int(e.sndBufStart.Size(ack)), len(e.sndBuf))
-		e.sndBuf = e.sndBuf[n:]
-		if len(e.sndBuf) == 0 {
-			e.sndBuf = e.sndBuf[:0:0]
-		}
+		n := min(int(e.sndBufStart.Size(ack)), e.sndBuf.Len())
+		e.sndBuf.Discard(n)
 		e.sndBufStart = e.sndBufStart.Add(seqnum.Size(n))
 		e.sndUna = ack
 		if e.sndNxt.LessThan(ack) {
@@ -195,15 +203,15 @@ func (e *endpoint) processAck(s *segment) bool {
 	}
 	if !advanced && ack == e.sndUna && len(s.data) == 0 && !s.has(header.TCPFlagFIN|header.TCPFlagSYN) && !windowChanged && e.sndUna != e.sndMax {
 		e.dupAcks++
-		if e.dupAcks == dupThresh && len(e.txq) > 0 && !e.txq[0].sacked && !e.inRecovery {
-			e.txq[0].lost = true
+		if e.dupAcks == dupThresh && len(e.txq) > 0 && !e.inRecovery {
+			e.markLost(&e.txq[0])
 		}
 	}
 	if advanced && e.inRecovery && !e.sackOK && e.sndUna.LessThan(e.recover) &&
 		len(e.txq) > 0 && e.txq[0].xmit < e.recXmit {
 		// NewReno partial acknowledgment (RFC 6582): the next hole is
 		// lost too.
-		e.txq[0].lost = true
+		e.markLost(&e.txq[0])
 		e.sendTx(0)
 	}
 	if advanced || newSACK || e.dupAcks >= dupThresh {
@@ -234,12 +242,18 @@ func (e *endpoint) ackTxq(ack seqnum.Value, now time.Time) {
 		s := &e.txq[i]
 		if s.end.GreaterThan(ack) {
 			if s.start.LessThan(ack) {
-				s.start = ack // a partial acknowledgment
+				// A partial acknowledgment.
+				e.sb.forget(s, int(s.start.Size(ack)))
+				s.start = ack
 			}
 			break
 		}
 		if !s.sacked {
 			e.markDelivered(s, now)
+		}
+		e.sb.forget(s, s.size())
+		if s.retrans {
+			e.sb.retrans--
 		}
 	}
 	e.txq = e.txq[i:]
@@ -314,9 +328,7 @@ func (e *endpoint) onRTO() {
 	e.dupAcks = 0
 	e.backoff++
 	for i := range e.txq {
-		if !e.txq[i].sacked {
-			e.txq[i].lost = true
-		}
+		e.markLost(&e.txq[i])
 	}
 	e.rackTimer.stop()
 	e.tlpTimer.stop()

@@ -24,6 +24,9 @@ type Timer interface {
 	// Stop prevents the call if it has not started, reporting whether
 	// it did so.
 	Stop() bool
+	// Reset schedules the call again, d from now, whether or not it
+	// has run (as time.Timer's Reset does for AfterFunc timers).
+	Reset(d time.Duration) bool
 }
 
 // Real returns the system clock.
@@ -83,6 +86,25 @@ func (t *manualTimer) Stop() bool {
 		}
 	}
 	return false
+}
+
+// Reset schedules the timer again, d from the clock's current time.
+func (t *manualTimer) Reset(d time.Duration) bool {
+	c := t.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	was := false
+	for i, u := range c.timers {
+		if u == t {
+			c.timers = append(c.timers[:i], c.timers[i+1:]...)
+			was = true
+			break
+		}
+	}
+	c.seq++
+	t.at, t.seq = c.now.Add(max(d, 0)), c.seq
+	c.timers = append(c.timers, t)
+	return was
 }
 
 // Pending returns the number of scheduled timers.

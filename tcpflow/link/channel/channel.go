@@ -64,6 +64,10 @@ type FaultOptions struct {
 	// Clock times the delays; nil means the real clock. Tests of the
 	// stack pass a manual clock and advance it.
 	Clock clock.Clock
+	// NoChecksumOffload makes ChecksumOffload report false, so that the
+	// stacks compute and check TCP checksums even on a link that never
+	// corrupts (as over a real device).
+	NoChecksumOffload bool
 }
 
 func (o *FaultOptions) validate() {
@@ -119,7 +123,11 @@ type Endpoint struct {
 	isClosed bool
 }
 
-var _ link.Endpoint = (*Endpoint)(nil)
+var (
+	_ link.Endpoint          = (*Endpoint)(nil)
+	_ link.GatherWriter      = (*Endpoint)(nil)
+	_ link.ChecksumOffloader = (*Endpoint)(nil)
+)
 
 // direction is the state of packets travelling to one endpoint.
 type direction struct {
@@ -235,28 +243,39 @@ func (e *Endpoint) closed() bool {
 }
 
 // WritePacket copies pkt and sends it to the peer, applying the faults.
-func (e *Endpoint) WritePacket(pkt []byte) error {
+func (e *Endpoint) WritePacket(pkt []byte) error { return e.WritePacketv(pkt, nil) }
+
+// WritePacketv copies hdr and payload, one after the other, into one
+// packet and sends it to the peer, applying the faults.
+func (e *Endpoint) WritePacketv(hdr, payload []byte) error {
 	if e.closed() {
 		return &net.OpError{Op: "write", Net: "channel", Err: net.ErrClosed}
 	}
-	if len(pkt) > e.mtu {
-		return fmt.Errorf("%w: %d bytes > MTU %d", link.ErrPacketTooBig, len(pkt), e.mtu)
+	if n := len(hdr) + len(payload); n > e.mtu {
+		return fmt.Errorf("%w: %d bytes > MTU %d", link.ErrPacketTooBig, n, e.mtu)
 	}
 	e.stats.txPackets.Add(1)
-	e.stats.txBytes.Add(uint64(len(pkt)))
-	e.peer.arrive(e, pkt)
+	e.stats.txBytes.Add(uint64(len(hdr) + len(payload)))
+	e.peer.arrive(e, hdr, payload)
 	return nil
 }
 
-func (e *Endpoint) getBuf(pkt []byte) *[]byte {
+// ChecksumOffload reports whether the link carries packets intact: true
+// unless it corrupts some (FaultOptions.Corrupt) or offload was turned
+// off (FaultOptions.NoChecksumOffload).
+func (e *Endpoint) ChecksumOffload() bool {
+	return e.opts.Corrupt == 0 && !e.opts.NoChecksumOffload
+}
+
+func (e *Endpoint) getBuf(hdr, payload []byte) *[]byte {
 	b := e.pool.Get().(*[]byte)
-	*b = append((*b)[:0], pkt...)
+	*b = append(append((*b)[:0], hdr...), payload...)
 	return b
 }
 
 // arrive applies the faults to a packet sent by from and queues it for
 // delivery to e.
-func (e *Endpoint) arrive(from *Endpoint, pkt []byte) {
+func (e *Endpoint) arrive(from *Endpoint, hdr, payload []byte) {
 	d := &e.in
 	o := &e.opts
 	d.mu.Lock()
@@ -296,9 +315,9 @@ func (e *Endpoint) arrive(from *Endpoint, pkt []byte) {
 			from.stats.queueDrops.Add(1)
 			return
 		}
-		buf := e.getBuf(pkt)
-		if corrupt && i == 0 && len(pkt) > 0 {
-			n := bit % uint64(len(pkt)*8)
+		buf := e.getBuf(hdr, payload)
+		if corrupt && i == 0 && len(*buf) > 0 {
+			n := bit % uint64(len(*buf)*8)
 			(*buf)[n/8] ^= 1 << (n % 8)
 			from.stats.corrupted.Add(1)
 		}
