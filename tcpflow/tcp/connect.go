@@ -17,18 +17,18 @@ const minMSS = 536
 
 // activeOpen sends the SYN. e.mu is held.
 func (e *endpoint) activeOpen() {
-	e.iss = e.p.keys.isn(e.id, e.p.clk.Now())
+	e.iss = e.p.keys.isn(e.id, e.now())
 	e.sndUna, e.sndNxt, e.sndMax = e.iss, e.iss.Add(1), e.iss.Add(1)
 	e.sndBufStart, e.pushSeq, e.recover = e.sndNxt, e.sndNxt, e.iss
 	e.state = stateSynSent
-	e.rttTiming, e.rttStart = true, e.p.clk.Now()
+	e.rttTiming, e.rttStart = true, e.now()
 	e.sendSYN()
 	e.rtoTimer.set(e.rto)
 }
 
 // passiveOpen answers a SYN with a SYN-ACK. e.mu is held.
 func (e *endpoint) passiveOpen(s *segment) {
-	e.iss = e.p.keys.isn(e.id, e.p.clk.Now())
+	e.iss = e.p.keys.isn(e.id, e.now())
 	e.sndUna, e.sndNxt, e.sndMax = e.iss, e.iss.Add(1), e.iss.Add(1)
 	e.sndBufStart, e.pushSeq, e.recover = e.sndNxt, e.sndNxt, e.iss
 	e.synOptions(s)
@@ -36,7 +36,7 @@ func (e *endpoint) passiveOpen(s *segment) {
 	e.maxSndWnd = e.sndWnd
 	e.sndWl1, e.sndWl2 = s.seq, e.iss
 	e.state = stateSynRcvd
-	e.rttTiming, e.rttStart = true, e.p.clk.Now()
+	e.rttTiming, e.rttStart = true, e.now()
 	e.sendSYN()
 	e.rtoTimer.set(e.rto)
 }
@@ -99,7 +99,9 @@ func (e *endpoint) sendSYN() {
 // handleSegment processes a segment for this connection.
 func (e *endpoint) handleSegment(s *segment) {
 	e.mu.Lock()
+	t := e.tick()
 	est := e.handleSegmentLocked(s)
+	e.endTick(t)
 	e.mu.Unlock()
 	if est {
 		e.p.established(e)
@@ -116,7 +118,7 @@ func (e *endpoint) handleSegmentLocked(s *segment) (established bool) {
 		e.synSentSegment(s)
 		return false
 	}
-	now := e.p.clk.Now()
+	now := e.now()
 	idle := now.Sub(e.lastRecv)
 	e.lastRecv = now
 	if e.kaProbes > 0 {
@@ -290,7 +292,7 @@ func (e *endpoint) synSentSegment(s *segment) {
 	if !s.has(header.TCPFlagSYN) {
 		return
 	}
-	now := e.p.clk.Now()
+	now := e.now()
 	e.lastRecv = now
 	e.synOptions(s)
 	e.sndWl1 = s.seq

@@ -138,6 +138,7 @@ type endpoint struct {
 	ka                                                               *tcpflow.Keepalive
 	kaProbes                                                         int
 	lastRecv                                                         time.Time
+	nowC                                                             time.Time // see tick
 }
 
 var _ tcpflow.Flow = (*endpoint)(nil)
@@ -163,6 +164,34 @@ func (p *Protocol) newEndpoint(id connID, ka *tcpflow.Keepalive) *endpoint {
 		e.rcvShift++
 	}
 	return e
+}
+
+// now returns the time: the clock's, or the one read when the operation
+// under way began (see tick). e.mu is held.
+func (e *endpoint) now() time.Time {
+	if !e.nowC.IsZero() {
+		return e.nowC
+	}
+	return e.p.clk.Now()
+}
+
+// tick reads the clock once for an operation (a segment's processing, a
+// write, a timer), so that its steps share one reading instead of each
+// asking the clock; endTick(tick()) ends it. Nested calls leave the
+// outer reading in place. e.mu is held.
+func (e *endpoint) tick() bool {
+	if !e.nowC.IsZero() {
+		return false
+	}
+	e.nowC = e.p.clk.Now()
+	return true
+}
+
+// endTick ends the operation tick began, if it began one.
+func (e *endpoint) endTick(began bool) {
+	if began {
+		e.nowC = time.Time{}
+	}
 }
 
 // waitCh returns a channel closed at the next state change. e.mu is held.
@@ -234,7 +263,9 @@ func (e *endpoint) Read(b []byte) (int, error) {
 				return 0, nil
 			}
 			c := e.rcvBuf.Read(b)
+			t := e.tick()
 			e.consumed(c)
+			e.endTick(t)
 			return c, nil
 		}
 		if e.err != nil {
@@ -286,7 +317,9 @@ func (e *endpoint) writev(bufs [][]byte, nodelay bool) (int64, error) {
 				// The buffer is full: push what is queued, and wait
 				// for room.
 				e.pushSeq = e.sndBufEnd()
+				t := e.tick()
 				e.output()
+				e.endTick(t)
 				if err := e.wait(&e.writeDeadline); err != nil {
 					return total, err
 				}
@@ -302,7 +335,9 @@ func (e *endpoint) writev(bufs [][]byte, nodelay bool) (int64, error) {
 	if nodelay {
 		e.pushSeq = e.sndBufEnd()
 	}
+	t := e.tick()
 	e.output()
+	e.endTick(t)
 	return total, nil
 }
 

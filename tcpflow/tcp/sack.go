@@ -107,7 +107,7 @@ func (e *endpoint) sendTx(i int) {
 		e.sb.lost--
 		e.sb.lostBytes -= s.size()
 	}
-	s.sentAt = e.p.clk.Now()
+	s.sentAt = e.now()
 	e.xmitCount++
 	s.xmit = e.xmitCount
 	e.transmit(s.start, s.dataLen(), s.fin)
@@ -236,7 +236,7 @@ func (e *endpoint) onRackTimer() {
 	if !e.canSend() || len(e.txq) == 0 {
 		return
 	}
-	if e.detectLoss(e.p.clk.Now()) {
+	if e.detectLoss(e.now()) {
 		e.enterRecovery()
 	}
 	e.output()

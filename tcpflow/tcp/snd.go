@@ -147,7 +147,7 @@ func (e *endpoint) sendSegment(seq seqnum.Value, flags header.TCPFlags, data []b
 func (e *endpoint) sendAck() { e.sendSegment(e.sndNxt, header.TCPFlagACK, nil) }
 
 // tsNow is our timestamp clock: milliseconds.
-func (e *endpoint) tsNow() uint32 { return uint32(e.p.clk.Now().UnixMilli()) }
+func (e *endpoint) tsNow() uint32 { return uint32(e.now().UnixMilli()) }
 
 // tsRTT is the round-trip time an echoed timestamp measures.
 func (e *endpoint) tsRTT(ecr uint32) time.Duration {
@@ -175,7 +175,7 @@ func (e *endpoint) processAck(s *segment) bool {
 	if e.sndUna.LessThanEq(ack) {
 		e.probes = 0
 	}
-	now := e.p.clk.Now()
+	now := e.now()
 	e.rttCandOK = false
 	newSACK := e.applySACK(s, now)
 	advanced := ack.GreaterThan(e.sndUna)
@@ -371,7 +371,7 @@ func (e *endpoint) onKeepalive() {
 	default:
 		return
 	}
-	now := e.p.clk.Now()
+	now := e.now()
 	if e.kaProbes == 0 {
 		if idle := now.Sub(e.lastRecv); idle < e.ka.After {
 			e.kaTimer.set(e.ka.After - idle)

@@ -28,7 +28,7 @@ func (t *timer) armed() bool { return !t.at.IsZero() }
 
 // set arms the timer to fire d from now, replacing any deadline.
 func (t *timer) set(d time.Duration) {
-	now := t.e.p.clk.Now()
+	now := t.e.now()
 	t.at = now.Add(d)
 	if !t.tAt.IsZero() && !t.tAt.After(t.at) {
 		return // fires first and re-arms
@@ -70,11 +70,12 @@ func (t *timer) fire() {
 	e := t.e
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	defer e.endTick(e.tick())
 	if t.at.IsZero() {
 		t.tAt = time.Time{}
 		return
 	}
-	now := e.p.clk.Now()
+	now := e.now()
 	if now.Before(t.at) {
 		t.arm(now)
 		return
