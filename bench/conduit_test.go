@@ -28,7 +28,7 @@ var _ netStack = (*conduitPair)(nil)
 
 func newConduitPair(tb testing.TB, cfg pairConfig) netStack {
 	tb.Helper()
-	lc, ls := channel.NewPair(cfg.mtu, channel.FaultOptions{Seed: cfg.seed, Loss: cfg.loss, QueueLimit: queueLen})
+	lc, ls := channel.NewPair(cfg.mtu, channel.FaultOptions{Seed: cfg.seed, Loss: cfg.loss, QueueLimit: queueLen, NoChecksumOffload: cfg.swChecksum})
 	p := &conduitPair{lc: lc, ls: ls}
 	mk := func(addr netip.Prefix, l *channel.Endpoint) *stack.Stack {
 		o := stack.Options{

@@ -94,6 +94,9 @@ func newGvisorStack(addr tcpip.Address, prefixLen int, cfg pairConfig) (*stack.S
 		}
 	}
 	ep := &countingEndpoint{Endpoint: channel.New(queueLen, uint32(cfg.mtu), "")}
+	if !cfg.swChecksum {
+		ep.LinkEPCapabilities |= stack.CapabilityRXChecksumOffload | stack.CapabilityTXChecksumOffload
+	}
 	if err := s.CreateNIC(gvNIC, ep); err != nil {
 		ep.Close()
 		return fail("CreateNIC", err)

@@ -42,6 +42,11 @@ type pairConfig struct {
 	// conns is how many connections each stack must hold at once; zero
 	// leaves the stacks' defaults.
 	conns int
+	// swChecksum makes both stacks compute and check TCP checksums;
+	// by default the link offers checksum offload to both (conduit's
+	// link.ChecksumOffloader, gVisor's RX and TX checksum offload
+	// capabilities), as an in-memory link may.
+	swChecksum bool
 }
 
 // conn is one end of a TCP connection. Both stacks' connections are

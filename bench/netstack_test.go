@@ -47,11 +47,17 @@ func forEachStack(b *testing.B, f func(b *testing.B, k stackKind)) {
 // other end reads into a 64 KiB buffer and discards.
 func BenchmarkBulk(b *testing.B) {
 	for _, mtu := range mtus {
-		b.Run(fmt.Sprintf("mtu=%d", mtu), func(b *testing.B) {
-			forEachStack(b, func(b *testing.B, k stackKind) {
-				bulk(b, k.newPair(b, pairConfig{mtu: mtu}), portBulk)
+		for _, sw := range []bool{false, true} {
+			csum := "offload"
+			if sw {
+				csum = "sw"
+			}
+			b.Run(fmt.Sprintf("mtu=%d/csum=%s", mtu, csum), func(b *testing.B) {
+				forEachStack(b, func(b *testing.B, k stackKind) {
+					bulk(b, k.newPair(b, pairConfig{mtu: mtu, swChecksum: sw}), portBulk)
+				})
 			})
-		})
+		}
 	}
 }
 

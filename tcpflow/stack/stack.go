@@ -117,6 +117,9 @@ func New(o Options) (*Stack, error) {
 	to.ISNSecret = o.ISNSecret
 	to.Logger = o.Logger
 	to.MaxConnections, to.SYNBacklog = o.MaxConnections, o.SYNBacklog
+	if co, ok := o.Link.(link.ChecksumOffloader); ok && co.ChecksumOffload() {
+		to.ChecksumOffload = true
+	}
 	p, err := tcp.New(to)
 	if err != nil {
 		return nil, err

@@ -93,7 +93,7 @@ func (e *endpoint) sendSYN() {
 	if flags&header.TCPFlagACK != 0 {
 		f.AckNum = uint32(e.rcvNxt)
 	}
-	e.p.writeFields(e.id, &f, nil)
+	e.p.writeFieldsBuf(e.id, &f, nil, &e.hdrBuf)
 }
 
 // handleSegment processes a segment for this connection.
@@ -327,7 +327,7 @@ func (e *endpoint) sendRstFor(s *segment) {
 		SeqNum: uint32(s.ack), Flags: header.TCPFlagRST,
 	}
 	e.p.stats.rstOut.Add(1)
-	e.p.writeFields(e.id, &f, nil)
+	e.p.writeFieldsBuf(e.id, &f, nil, &e.hdrBuf)
 }
 
 // sendReset resets the connection towards the peer.
@@ -338,7 +338,7 @@ func (e *endpoint) sendReset() {
 		Flags: header.TCPFlagRST | header.TCPFlagACK,
 	}
 	e.p.stats.rstOut.Add(1)
-	e.p.writeFields(e.id, &f, nil)
+	e.p.writeFieldsBuf(e.id, &f, nil, &e.hdrBuf)
 }
 
 // enterTimeWait moves to TIME-WAIT for 2MSL.

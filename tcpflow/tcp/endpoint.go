@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/conduit-go/conduit/tcpflow"
+	"github.com/conduit-go/conduit/tcpflow/header"
 	"github.com/conduit-go/conduit/tcpflow/internal/seqnum"
 )
 
@@ -125,6 +126,8 @@ type endpoint struct {
 	rcvAdvEdge  seqnum.Value // rcvNxt + window advertised
 	finRcvd     bool
 	rcvAcked    seqnum.Value // the acknowledgment number last sent
+	rdBuf       []byte       // a waiting Read's buffer, filled from rdN on
+	rdN         int
 
 	// Options negotiated.
 	sackOK   bool
@@ -139,6 +142,7 @@ type endpoint struct {
 	kaProbes                                                         int
 	lastRecv                                                         time.Time
 	nowC                                                             time.Time // see tick
+	hdrBuf                                                           [header.TCPMaximumHeaderSize]byte
 }
 
 var _ tcpflow.Flow = (*endpoint)(nil)
@@ -277,7 +281,24 @@ func (e *endpoint) Read(b []byte) (int, error) {
 		if len(b) == 0 {
 			return 0, nil
 		}
-		if err := e.wait(&e.readDeadline); err != nil {
+		// Wait, offering b to the data that arrives meanwhile: it is
+		// copied there directly rather than through the receive ring.
+		direct := e.rdBuf == nil
+		if direct {
+			e.rdBuf, e.rdN = b, 0
+		}
+		err := e.wait(&e.readDeadline)
+		if direct {
+			n := e.rdN
+			e.rdBuf, e.rdN = nil, 0
+			if n > 0 {
+				t := e.tick()
+				e.consumed(n)
+				e.endTick(t)
+				return n, nil
+			}
+		}
+		if err != nil {
 			return 0, err
 		}
 	}

@@ -82,9 +82,7 @@ func (e *endpoint) processData(s *segment) {
 	}
 	if seq == e.rcvNxt {
 		if len(data) > 0 {
-			if !e.userClosed {
-				e.rcvBuf.Write(data)
-			}
+			e.receive(data)
 			e.rcvNxt = e.rcvNxt.Add(seqnum.Size(len(data)))
 		}
 		if fin {
@@ -117,6 +115,20 @@ func (e *endpoint) onDelayedAck() {
 	if e.rcvAcked != e.rcvNxt && e.state != stateClosed {
 		e.sendAck()
 	}
+}
+
+// receive hands in-order data to the user: straight into the buffer
+// of a waiting Read while the ring is empty, into the ring otherwise.
+func (e *endpoint) receive(data []byte) {
+	if e.userClosed {
+		return
+	}
+	if e.rdBuf != nil && e.rcvBuf.Len() == 0 {
+		c := copy(e.rdBuf[e.rdN:], data)
+		e.rdN += c
+		data = data[c:]
+	}
+	e.rcvBuf.Write(data)
 }
 
 // processFin consumes the peer's FIN.
@@ -190,9 +202,7 @@ func (e *endpoint) drainOOO() {
 		e.ooo = e.ooo[1:]
 		if x.end().GreaterThan(e.rcvNxt) {
 			d := x.data[x.seq.Size(e.rcvNxt):]
-			if !e.userClosed {
-				e.rcvBuf.Write(d)
-			}
+			e.receive(d)
 			e.rcvNxt = x.end()
 		}
 	}

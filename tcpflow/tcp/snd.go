@@ -140,7 +140,7 @@ func (e *endpoint) sendSegment(seq seqnum.Value, flags header.TCPFlags, data []b
 	}
 	e.rcvAcked = e.rcvNxt
 	e.delackTimer.stop()
-	e.p.writeFields(e.id, &f, data)
+	e.p.writeFieldsBuf(e.id, &f, data, &e.hdrBuf)
 }
 
 // sendAck sends an acknowledgment of what we received.
