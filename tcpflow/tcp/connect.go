@@ -351,7 +351,7 @@ func (e *endpoint) enterTimeWait() {
 	e.tlpTimer.release()
 	e.delackTimer.release()
 	e.sndBuf.release()
-	e.txq, e.sb = nil, scoreboard{}
+	e.txq, e.txqBase, e.sb = nil, nil, scoreboard{}
 	e.ooo = nil
 	e.closeTimer.set(e.p.o.TimeWait)
 	e.broadcast()

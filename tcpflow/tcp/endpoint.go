@@ -69,9 +69,9 @@ type endpoint struct {
 	wmu sync.Mutex // serializes writers
 
 	mu       sync.Mutex
+	cond     sync.Cond // on mu: broadcast at every change a waiter may need
 	state    state
 	err      error // why the connection ended abnormally
-	wake     chan struct{}
 	listener *listener // passive opens, until delivered
 	// delivered: handed to the listener (guarded by p.mu).
 	delivered bool
@@ -104,6 +104,7 @@ type endpoint struct {
 	retries           int
 	// Retransmission queue and loss detection (sack.go).
 	txq                 []txSeg
+	txqBase             []txSeg // txq's array, from its start
 	sb                  scoreboard
 	xmitCount, rackXmit uint64
 	rackRTT             time.Duration
@@ -149,6 +150,7 @@ var _ tcpflow.Flow = (*endpoint)(nil)
 
 func (p *Protocol) newEndpoint(id connID, ka *tcpflow.Keepalive) *endpoint {
 	e := &endpoint{p: p, id: id, rto: p.o.RTOInitial, mss: min(p.o.MSS, DefaultMSS)}
+	e.cond.L = &e.mu
 	if ka != nil && ka.After > 0 {
 		k := *ka
 		if k.Interval <= 0 {
@@ -198,46 +200,29 @@ func (e *endpoint) endTick(began bool) {
 	}
 }
 
-// waitCh returns a channel closed at the next state change. e.mu is held.
-func (e *endpoint) waitCh() <-chan struct{} {
-	if e.wake == nil {
-		e.wake = make(chan struct{})
-	}
-	return e.wake
-}
-
 // broadcast wakes every waiter. e.mu is held.
-func (e *endpoint) broadcast() {
-	if e.wake != nil {
-		close(e.wake)
-		e.wake = nil
-	}
-}
+func (e *endpoint) broadcast() { e.cond.Broadcast() }
 
 // wait releases e.mu until the next state change or the deadline; it
-// returns os.ErrDeadlineExceeded once the deadline has passed.
+// returns os.ErrDeadlineExceeded once the deadline has passed. Waiting
+// allocates nothing unless there is a deadline. e.mu is held.
 func (e *endpoint) wait(deadline *time.Time) error {
 	d := *deadline
-	if !d.IsZero() {
-		left := time.Until(d)
-		if left <= 0 {
-			return os.ErrDeadlineExceeded
-		}
-		ch := e.waitCh()
-		t := time.NewTimer(left)
-		e.mu.Unlock()
-		select {
-		case <-ch:
-		case <-t.C:
-		}
-		t.Stop()
-		e.mu.Lock()
+	if d.IsZero() {
+		e.cond.Wait()
 		return nil
 	}
-	ch := e.waitCh()
-	e.mu.Unlock()
-	<-ch
-	e.mu.Lock()
+	left := time.Until(d)
+	if left <= 0 {
+		return os.ErrDeadlineExceeded
+	}
+	t := time.AfterFunc(left, func() {
+		e.mu.Lock()
+		e.cond.Broadcast()
+		e.mu.Unlock()
+	})
+	e.cond.Wait()
+	t.Stop()
 	return nil
 }
 
@@ -511,7 +496,7 @@ func (e *endpoint) closeLocked(err error) {
 	e.tlpTimer.release()
 	e.delackTimer.release()
 	e.sndBuf.release()
-	e.txq, e.sb = nil, scoreboard{}
+	e.txq, e.txqBase, e.sb = nil, nil, scoreboard{}
 	e.ooo = nil
 	e.broadcast()
 	e.p.remove(e)

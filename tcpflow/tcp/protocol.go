@@ -492,10 +492,7 @@ func (p *Protocol) Dial(ctx context.Context, dst netip.AddrPort, opts tcpflow.Di
 			}
 			return nil, dialErr(kind, err)
 		}
-		ch := e.waitCh()
-		e.mu.Unlock()
-		<-ch
-		e.mu.Lock()
+		e.cond.Wait()
 	}
 }
 

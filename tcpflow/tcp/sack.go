@@ -31,6 +31,10 @@ func (s *txSeg) dataLen() int {
 	return s.size()
 }
 
+// maxIdleTxq is the largest retransmission queue array a connection
+// keeps once its queue is empty.
+const maxIdleTxq = 64
+
 // dupThresh is the duplicate ACK threshold of RFC 5681 and RFC 6675.
 const dupThresh = 3
 

@@ -73,7 +73,15 @@ func (e *endpoint) sendNew(n int, fin bool) {
 	if fin {
 		size++
 	}
+	if len(e.txq) == cap(e.txq) && len(e.txq) <= cap(e.txqBase)/2 {
+		// Acknowledged segments left room at the front of the array:
+		// move the queue there rather than grow it.
+		e.txq = e.txqBase[:copy(e.txqBase[:cap(e.txqBase)], e.txq)]
+	}
 	e.txq = append(e.txq, txSeg{start: e.sndNxt, end: e.sndNxt.Add(size), fin: fin})
+	if cap(e.txq) > cap(e.txqBase) {
+		e.txqBase = e.txq[:0]
+	}
 	e.sb.bytes += int(size)
 	e.sendTx(len(e.txq) - 1)
 	e.sndNxt = e.sndNxt.Add(size)
@@ -258,7 +266,12 @@ func (e *endpoint) ackTxq(ack seqnum.Value, now time.Time) {
 	}
 	e.txq = e.txq[i:]
 	if len(e.txq) == 0 {
-		e.txq = e.txq[:0:0]
+		// Keep a small array for the next segments; give a large one
+		// back (an idle connection should not hold a window's worth).
+		if cap(e.txqBase) > maxIdleTxq {
+			e.txqBase = nil
+		}
+		e.txq = e.txqBase[:0]
 	}
 }
 
