@@ -71,7 +71,7 @@ type endpoint struct {
 	mu       sync.Mutex
 	cond     sync.Cond // on mu: broadcast at every change a waiter may need
 	state    state
-	err      error // why the connection ended abnormally
+	err      error     // why the connection ended abnormally
 	listener *listener // passive opens, until delivered
 	// delivered: handed to the listener (guarded by p.mu).
 	delivered bool
