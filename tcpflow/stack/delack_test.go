@@ -110,7 +110,9 @@ func TestDelayedAck(t *testing.T) {
 	_, err = io.ReadFull(fb, buf[:2*mss])
 	require.NoError(t, err)
 	eventually(t, func() bool { return fromB.pureAcks() == 1 }, "the ACK of two segments")
-	clk.Advance(time.Second)
+	p.settle(t)
+	clk.Advance(tcp.DefaultDelayedACK) // no delayed ACK follows (and no RTO yet)
+	p.settle(t)
 	assert.Equal(t, 1, fromB.pureAcks(), "one ACK for two segments")
 }
 
