@@ -3,10 +3,13 @@
 // segments to connections and listeners, connect.go holds the handshake
 // and the state machine, snd.go the send side (Nagle, retransmission,
 // RFC 6298 RTO, zero-window persist, keepalive), rcv.go the receive side
-// (out-of-order queue, SACK blocks, window), reno.go NewReno congestion
-// control (RFC 5681, RFC 6582), timer.go the lazily re-armed timers over
-// an injected clock, isn.go the RFC 6528 initial sequence numbers and
-// RFC 6056 port offsets.
+// (out-of-order queue, SACK blocks, window, delayed ACKs), sack.go the
+// scoreboard (RFC 6675), RACK and tail loss probes (RFC 8985), reno.go
+// NewReno congestion control (RFC 5681, RFC 6582), ring.go the send and
+// receive buffers, timer.go the lazily re-armed timers over an injected
+// clock, isn.go the RFC 6528 initial sequence numbers and RFC 6056 port
+// offsets, cookie.go the SYN cookies (RFC 4987) a listener answers with
+// once its backlog is full.
 //
 // A Protocol knows nothing of IPv4: it is given segments with their
 // addresses (HandleSegment) and sends through Options.Output. Package
