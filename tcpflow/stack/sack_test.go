@@ -66,3 +66,49 @@ func TestSACKRetransmitsOnlyLost(t *testing.T) {
 	assert.Equal(t, uint64(2), st.Retransmits)
 	assert.Equal(t, uint64(0), st.Timeouts, "recovered without a timeout")
 }
+
+// TestTailLossProbes loses a whole flight and every probe: the sender
+// probes after 2 SRTT, then after twice and four times as long, and only
+// then waits for the retransmission timeout.
+func TestTailLossProbes(t *testing.T) {
+	clk := clock.NewManual(time.Unix(1_700_000_000, 0))
+	p := newPair(t, pairOpts{clk: clk})
+	fa, fb := p.connect(t, 80, nil)
+	// An exchange gives an RTT sample: 1 ms on the manual clock, so
+	// the probe timeout is its 2 ms floor.
+	_, err := fa.WriteNodelay([]byte("x"))
+	require.NoError(t, err)
+	_, err = io.ReadFull(fb, make([]byte, 1))
+	require.NoError(t, err)
+	p.settle(t)
+	clk.Advance(time.Second)
+	p.settle(t)
+
+	var mu sync.Mutex
+	sent := 0
+	p.la.setDrop(func(ip header.IPv4) bool {
+		if len(header.TCP(ip.Payload()).Payload()) > 0 {
+			mu.Lock()
+			sent++
+			mu.Unlock()
+			return true
+		}
+		return false
+	})
+	count := func() int { mu.Lock(); defer mu.Unlock(); return sent }
+	_, err = fa.WriteNodelay(make([]byte, 3*1448))
+	require.NoError(t, err)
+	require.Equal(t, 3, count())
+	for i, wait := range []time.Duration{2, 4, 8} {
+		clk.Advance(wait*time.Millisecond - time.Microsecond)
+		assert.Equal(t, 3+i, count(), "probe %d too early", i+1)
+		clk.Advance(time.Microsecond)
+		assert.Equal(t, 4+i, count(), "probe %d", i+1)
+	}
+	clk.Advance(100 * time.Millisecond)
+	assert.Equal(t, 6, count(), "no fourth probe")
+	assert.Zero(t, p.a.Stats().TCP.Timeouts)
+	clk.Advance(100 * time.Millisecond) // the RTO, 200 ms after the last probe
+	assert.Equal(t, uint64(1), p.a.Stats().TCP.Timeouts)
+	assert.Equal(t, 7, count())
+}

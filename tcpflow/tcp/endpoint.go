@@ -113,7 +113,7 @@ type endpoint struct {
 	rttCandAt           time.Time
 	recoverRTO          bool   // recover was set by an RTO
 	recXmit             uint64 // first transmission of this recovery
-	tlpOut              bool   // a tail loss probe awaits an ACK
+	tlpProbes           int    // tail loss probes sent since the last new ACK
 	probes              int    // unanswered zero-window probes
 
 	// Receive side (rcv.go).

@@ -316,16 +316,26 @@ func (e *endpoint) sackBlocks(o *header.TCPOptions, maxBlocks int) {
 // Tail loss probes (RFC 8985 section 7).
 const (
 	minPTO = 2 * time.Millisecond
+	// maxTLPProbes is the number of probes sent before the RTO.
+	maxTLPProbes = 3
 	// wcDelAckT is the longest a peer may delay its ACK of a lone
 	// segment (RFC 8985 section 7.2, RFC 1122).
 	wcDelAckT = 200 * time.Millisecond
 )
 
 // armTLP schedules a tail loss probe 2 SRTT after the last transmission
-// or new ACK, when an RTT is known and no recovery or backoff is under
-// way; it stops the probe timer otherwise.
+// or new ACK, when an RTT is known and no backoff is under way; it stops
+// the probe timer otherwise.
+//
+// Two departures from RFC 8985, both for links whose RTT is far below
+// the RTO's 200 ms floor (in memory, a data centre), where every RTO
+// stalls a connection for thousands of RTTs: probes are sent in loss
+// recovery too (a lost retransmission with a small window has nothing
+// else to reveal it), and an unanswered probe is followed by up to
+// maxTLPProbes-1 more, each after twice the previous wait, before the
+// RTO takes over.
 func (e *endpoint) armTLP() {
-	if e.tlpOut || e.inRecovery || e.backoff > 0 || e.srtt == 0 || e.sndUna == e.sndMax {
+	if e.tlpProbes >= maxTLPProbes || e.backoff > 0 || e.srtt == 0 || e.sndUna == e.sndMax {
 		e.tlpTimer.stop()
 		return
 	}
@@ -333,6 +343,7 @@ func (e *endpoint) armTLP() {
 	if int(e.sndUna.Size(e.sndMax)) <= e.mss {
 		pto += wcDelAckT
 	}
+	pto <<= e.tlpProbes
 	if pto >= e.rtoCur() {
 		e.tlpTimer.stop()
 		return
@@ -344,14 +355,15 @@ func (e *endpoint) armTLP() {
 // that its ACK (and SACK blocks) reveal a lost tail without waiting for
 // the retransmission timeout.
 func (e *endpoint) onTLP() {
-	if !e.canSend() || e.tlpOut || e.inRecovery || e.backoff > 0 || len(e.txq) == 0 {
+	if !e.canSend() || e.tlpProbes >= maxTLPProbes || e.backoff > 0 || len(e.txq) == 0 {
 		return
 	}
 	for i := len(e.txq) - 1; i >= 0; i-- {
 		if !e.txq[i].sacked {
-			e.tlpOut = true
+			e.tlpProbes++
 			e.sendTx(i)
 			e.rtoTimer.set(e.rtoCur())
+			e.armTLP()
 			return
 		}
 	}

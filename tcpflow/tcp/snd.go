@@ -229,7 +229,7 @@ func (e *endpoint) processAck(s *segment) bool {
 	}
 	if advanced {
 		e.onAck(acked)
-		e.tlpOut = false
+		e.tlpProbes = 0
 		if e.sndUna == e.sndMax {
 			e.rtoTimer.stop()
 			e.rackTimer.stop()
