@@ -63,6 +63,19 @@ type ChecksumOffloader interface {
 	ChecksumOffload() bool
 }
 
+// Lender is implemented by endpoints that can lend their packet buffers
+// to the receiver instead of reusing them at once, so that a stack may
+// queue received data where it arrived rather than copy it.
+type Lender interface {
+	// SetLendingReceiver sets a receiver that may keep a packet: it
+	// returns true to keep *buf, which it then gives back with Return
+	// once done with it (or drops: the buffer is then garbage). It
+	// replaces the receiver of SetReceiver, and nil removes it.
+	SetLendingReceiver(func(buf *[]byte) (kept bool))
+	// Return gives back a buffer a lending receiver kept.
+	Return(buf *[]byte)
+}
+
 // ErrPacketTooBig is wrapped by WritePacket errors for packets larger
 // than the MTU.
 var ErrPacketTooBig = errors.New("link: packet larger than MTU")

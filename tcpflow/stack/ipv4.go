@@ -9,29 +9,38 @@ import (
 const defaultTTL = 64
 
 // deliver is the link's receiver: one IPv4 packet, valid during the call.
-func (s *Stack) deliver(pkt []byte) {
+func (s *Stack) deliver(pkt []byte) { s.deliverBuf(pkt, nil) }
+
+// deliverLent is the receiver of a link.Lender: it reports whether TCP
+// kept the buffer (to give it back through the link's Return).
+func (s *Stack) deliverLent(bp *[]byte) bool { return s.deliverBuf(*bp, bp) }
+
+// deliverBuf handles the packet pkt, which lies in bp if the link lent
+// it; it reports whether bp was kept.
+func (s *Stack) deliverBuf(pkt []byte, bp *[]byte) bool {
 	s.ipIn.Add(1)
 	ip := header.IPv4(pkt)
 	if len(pkt) < header.IPv4MinimumSize || ip.Version() != header.IPv4Version || ip.IsValid(len(pkt)) != nil {
 		s.ipInvalid.Add(1)
-		return
+		return false
 	}
 	if ip.Dst() != s.addr {
 		s.notOurs.Add(1)
-		return
+		return false
 	}
 	if ip.IsFragment() {
 		s.frags.Add(1)
-		return
+		return false
 	}
 	switch ip.Protocol() {
 	case header.ProtocolTCP:
-		s.tcp.HandleSegment(ip.Src(), ip.Dst(), ip.Payload())
+		return s.tcp.HandleSegmentBuf(ip.Src(), ip.Dst(), ip.Payload(), bp)
 	case header.ProtocolICMPv4:
 		s.handleICMP(ip)
 	default:
 		s.unknown.Add(1)
 	}
+	return false
 }
 
 // handleICMP answers echo requests and passes errors about our TCP

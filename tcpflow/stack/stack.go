@@ -83,6 +83,7 @@ type Stack struct {
 	pool      sync.Pool         // *[]byte of MTU capacity
 	hdrPool   sync.Pool         // IPv4 and TCP headers, for gw
 	gw        link.GatherWriter // the link, if it gathers
+	lender    link.Lender       // the link, if it lends its buffers
 	closeOnce sync.Once
 }
 
@@ -120,12 +121,21 @@ func New(o Options) (*Stack, error) {
 	if co, ok := o.Link.(link.ChecksumOffloader); ok && co.ChecksumOffload() {
 		to.ChecksumOffload = true
 	}
+	lender, _ := o.Link.(link.Lender)
+	if lender != nil {
+		to.ReturnBuffer = lender.Return
+	}
 	p, err := tcp.New(to)
 	if err != nil {
 		return nil, err
 	}
 	s.tcp = p
-	o.Link.SetReceiver(s.deliver)
+	if lender != nil {
+		lender.SetLendingReceiver(s.deliverLent)
+	} else {
+		o.Link.SetReceiver(s.deliver)
+	}
+	s.lender = lender
 	return s, nil
 }
 
@@ -187,6 +197,9 @@ func (s *Stack) Input(src, dst netip.Addr, segment []byte) error {
 func (s *Stack) Close() error {
 	s.closeOnce.Do(func() {
 		s.tcp.Close()
+		if s.lender != nil {
+			s.lender.SetLendingReceiver(nil)
+		}
 		s.ep.SetReceiver(nil)
 	})
 	return nil

@@ -121,7 +121,7 @@ type endpoint struct {
 	// Receive side (rcv.go).
 	irs, rcvNxt seqnum.Value
 	rcvShift    uint8 // our window scale
-	rcvBuf      ring
+	rcvBuf      rcvQueue
 	ooo         []oooSeg
 	oooFin      bool // a FIN at oooFinSeq is queued
 	oooFinSeq   seqnum.Value
@@ -253,7 +253,7 @@ func (e *endpoint) Read(b []byte) (int, error) {
 			if len(b) == 0 {
 				return 0, nil
 			}
-			c := e.rcvBuf.Read(b)
+			c := e.rcvBuf.Read(b, e.p.returnBuf)
 			t := e.tick()
 			e.consumed(c)
 			e.endTick(t)
@@ -420,7 +420,7 @@ func (e *endpoint) Close() error {
 		return nil
 	}
 	// Unread data is dropped; later data is acknowledged and dropped.
-	e.rcvBuf.release()
+	e.rcvBuf.release(e.p.returnBuf)
 	e.shutdownSend()
 	if e.state == stateFinWait2 {
 		e.closeTimer.set(e.p.o.FinTimeout)

@@ -83,6 +83,9 @@ type Options struct {
 	// SYNRetries is the number of SYN or SYN-ACK retransmissions after
 	// which a connection attempt fails with a timeout.
 	SYNRetries int
+	// ReturnBuffer gives back to the link a buffer that
+	// HandleSegmentBuf kept; nil makes the protocol copy everything.
+	ReturnBuffer func(buf *[]byte)
 	// ChecksumOffload skips computing and checking TCP checksums: the
 	// link vouches for the integrity of what it carries (see
 	// link.ChecksumOffloader).
@@ -219,6 +222,17 @@ func (p *Protocol) debug(msg string, args ...any) {
 // IPv4 layer has checked that dst is ours; HandleSegment checks the TCP
 // checksum and header. seg is not retained.
 func (p *Protocol) HandleSegment(src, dst netip.Addr, seg []byte) {
+	p.HandleSegmentBuf(src, dst, seg, nil)
+}
+
+// HandleSegmentBuf is HandleSegment for a segment lying in buf, a
+// buffer the link lends: it reports whether the protocol kept buf (its
+// data queued for reading in place), to give it back later through
+// Options.ReturnBuffer. With a nil buf or ReturnBuffer it keeps nothing.
+func (p *Protocol) HandleSegmentBuf(src, dst netip.Addr, seg []byte, buf *[]byte) (kept bool) {
+	if p.o.ReturnBuffer == nil {
+		buf = nil
+	}
 	p.stats.segIn.Add(1)
 	t := header.TCP(seg)
 	if t.IsValid() != nil || !p.o.ChecksumOffload && !t.IsChecksumValid(src, dst) {
@@ -230,6 +244,7 @@ func (p *Protocol) HandleSegment(src, dst netip.Addr, seg []byte) {
 		p.stats.invalid.Add(1)
 		return
 	}
+	s.buf = buf
 	id := connID{local: netip.AddrPortFrom(dst, t.DstPort()), remote: netip.AddrPortFrom(src, t.SrcPort())}
 	if t.SrcPort() == 0 || t.DstPort() == 0 {
 		p.stats.invalid.Add(1)
@@ -240,10 +255,14 @@ func (p *Protocol) HandleSegment(src, dst netip.Addr, seg []byte) {
 	p.mu.Unlock()
 	if e != nil {
 		e.handleSegment(&s)
-		return
+		return s.kept
 	}
 	p.handleNoConn(id, &s)
+	return s.kept
 }
+
+// returnBuf gives a lent buffer back to the link.
+func (p *Protocol) returnBuf(b *[]byte) { p.o.ReturnBuffer(b) }
 
 // handleNoConn handles a segment for no connection: a SYN for a
 // listener, an ACK giving back a SYN cookie, or a reset (RFC 9293

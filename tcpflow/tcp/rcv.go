@@ -82,7 +82,7 @@ func (e *endpoint) processData(s *segment) {
 	}
 	if seq == e.rcvNxt {
 		if len(data) > 0 {
-			e.receive(data)
+			e.receiveSeg(s, data)
 			e.rcvNxt = e.rcvNxt.Add(seqnum.Size(len(data)))
 		}
 		if fin {
@@ -118,7 +118,7 @@ func (e *endpoint) onDelayedAck() {
 }
 
 // receive hands in-order data to the user: straight into the buffer
-// of a waiting Read while the ring is empty, into the ring otherwise.
+// of a waiting Read while nothing is queued, into the queue otherwise.
 func (e *endpoint) receive(data []byte) {
 	if e.userClosed {
 		return
@@ -128,7 +128,19 @@ func (e *endpoint) receive(data []byte) {
 		e.rdN += c
 		data = data[c:]
 	}
-	e.rcvBuf.Write(data)
+	e.rcvBuf.write(data)
+}
+
+// receiveSeg is receive for data of segment s: a large payload in a
+// buffer the link lent is queued in place rather than copied.
+func (e *endpoint) receiveSeg(s *segment, data []byte) {
+	if s.buf == nil || s.kept || e.userClosed || len(data) < len(*s.buf)/2 ||
+		e.rdBuf != nil && e.rcvBuf.Len() == 0 {
+		e.receive(data)
+		return
+	}
+	e.rcvBuf.lend(data, s.buf)
+	s.kept = true
 }
 
 // processFin consumes the peer's FIN.

@@ -61,3 +61,60 @@ func BenchmarkRing(b *testing.B) {
 		}
 	}
 }
+
+// TestRcvQueue mixes copied and lent data and reads it back in random
+// sizes: the bytes come out in order, and every lent buffer is given
+// back exactly once, after its last byte is read.
+func TestRcvQueue(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	var q rcvQueue
+	var model []byte
+	returned := map[*[]byte]int{}
+	lentEnd := map[*[]byte]int{} // read offset just after the buffer's last byte
+	readOff := 0
+	next := byte(0)
+	fill := func(n int) []byte {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = next
+			next++
+		}
+		return b
+	}
+	for step := 0; step < 4000; step++ {
+		switch rng.IntN(3) {
+		case 0:
+			b := fill(rng.IntN(3000))
+			q.write(b)
+			model = append(model, b...)
+		case 1:
+			buf := fill(1 + rng.IntN(3000))
+			bp := &buf
+			q.lend(buf, bp)
+			model = append(model, buf...)
+			lentEnd[bp] = readOff + len(model)
+		case 2:
+			p := make([]byte, rng.IntN(5000))
+			var back []*[]byte
+			n := q.Read(p, func(b *[]byte) { back = append(back, b) })
+			require.Equal(t, min(len(p), len(model)), n)
+			require.True(t, bytes.Equal(model[:n], p[:n]), "step %d", step)
+			model = model[n:]
+			readOff += n
+			for _, b := range back {
+				returned[b]++
+				require.Equal(t, readOff >= lentEnd[b], true, "returned before its last byte was read")
+			}
+			for b, end := range lentEnd {
+				if end <= readOff {
+					require.Equal(t, 1, returned[b], "a buffer read to its end is given back")
+				}
+			}
+		}
+		require.Equal(t, len(model), q.Len())
+	}
+	q.release(func(b *[]byte) { returned[b]++ })
+	for bp := range lentEnd {
+		require.Equal(t, 1, returned[bp], "every lent buffer given back once")
+	}
+}

@@ -13,6 +13,11 @@ type segment struct {
 	window   uint16 // unscaled
 	opts     header.TCPOptions
 	data     []byte
+	// buf is the link's buffer holding the segment, when lent (see
+	// Protocol.HandleSegmentBuf); kept records that data was queued
+	// in place, so the buffer must not be reused yet.
+	buf  *[]byte
+	kept bool
 }
 
 func parseSegment(t header.TCP) (segment, error) {

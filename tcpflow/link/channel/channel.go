@@ -111,6 +111,7 @@ type Endpoint struct {
 	clk   clock.Clock
 	stats counters
 	recv  atomic.Pointer[func([]byte)]
+	lend  atomic.Pointer[func(*[]byte) bool]
 	pool  sync.Pool // of *[]byte with capacity mtu
 
 	// in is the direction carrying packets to this endpoint; the fault
@@ -127,6 +128,7 @@ var (
 	_ link.Endpoint          = (*Endpoint)(nil)
 	_ link.GatherWriter      = (*Endpoint)(nil)
 	_ link.ChecksumOffloader = (*Endpoint)(nil)
+	_ link.Lender            = (*Endpoint)(nil)
 )
 
 // direction is the state of packets travelling to one endpoint.
@@ -219,6 +221,19 @@ func (e *Endpoint) SetReceiver(f func(pkt []byte)) {
 	}
 	e.recv.Store(&f)
 }
+
+// SetLendingReceiver sets a receiver that may keep the packets it is
+// given (see link.Lender); it takes precedence over SetReceiver's.
+func (e *Endpoint) SetLendingReceiver(f func(buf *[]byte) bool) {
+	if f == nil {
+		e.lend.Store(nil)
+		return
+	}
+	e.lend.Store(&f)
+}
+
+// Return gives back a packet buffer a lending receiver kept.
+func (e *Endpoint) Return(buf *[]byte) { e.pool.Put(buf) }
 
 // Stats returns a snapshot of the endpoint's counters.
 func (e *Endpoint) Stats() Stats {
@@ -409,14 +424,22 @@ func (e *Endpoint) deliverLoop() {
 			if e.closed() {
 				return
 			}
-			if f := e.recv.Load(); f != nil {
+			n := uint64(len(*buf))
+			if f := e.lend.Load(); f != nil {
+				if !(*f)(buf) {
+					e.pool.Put(buf)
+				}
+				e.stats.rxPackets.Add(1)
+				e.stats.rxBytes.Add(n)
+			} else if f := e.recv.Load(); f != nil {
 				(*f)(*buf)
 				e.stats.rxPackets.Add(1)
-				e.stats.rxBytes.Add(uint64(len(*buf)))
+				e.stats.rxBytes.Add(n)
+				e.pool.Put(buf)
 			} else {
 				e.stats.rxNoReceiver.Add(1)
+				e.pool.Put(buf)
 			}
-			e.pool.Put(buf)
 			batch[i] = nil
 		}
 	}

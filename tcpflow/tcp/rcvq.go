@@ -1,0 +1,97 @@
+package tcp
+
+// rcvQueue is the receive buffer: the bytes received in order and not
+// yet read. Most are copied into a ring; a packet whose payload fills at
+// least half of a buffer the link lends (link.Lender) is queued where it
+// arrived, and its buffer given back once read, which saves a copy of
+// each large segment.
+type rcvQueue struct {
+	ring   ring
+	chunks []rcvChunk // in order
+	base   []rcvChunk // chunks' array, from its start
+	n      int        // bytes held
+}
+
+// rcvChunk is a lent payload (owner set), or n bytes at the front of
+// the ring (owner nil).
+type rcvChunk struct {
+	data  []byte
+	owner *[]byte
+	n     int
+}
+
+// Len returns the number of bytes held.
+func (q *rcvQueue) Len() int { return q.n }
+
+func (q *rcvQueue) push(c rcvChunk) {
+	if len(q.chunks) == cap(q.chunks) && len(q.chunks) <= cap(q.base)/2 {
+		q.chunks = q.base[:copy(q.base[:cap(q.base)], q.chunks)]
+	}
+	q.chunks = append(q.chunks, c)
+	if cap(q.chunks) > cap(q.base) {
+		q.base = q.chunks[:0]
+	}
+}
+
+// write copies b in.
+func (q *rcvQueue) write(b []byte) {
+	if len(b) == 0 {
+		return
+	}
+	q.ring.Write(b)
+	q.n += len(b)
+	if k := len(q.chunks) - 1; k >= 0 && q.chunks[k].owner == nil {
+		q.chunks[k].n += len(b)
+		return
+	}
+	q.push(rcvChunk{n: len(b)})
+}
+
+// lend queues b, which lies in the lent buffer owner.
+func (q *rcvQueue) lend(b []byte, owner *[]byte) {
+	q.n += len(b)
+	q.push(rcvChunk{data: b, owner: owner, n: len(b)})
+}
+
+// Read copies the first bytes into p and drops them; lent buffers read
+// to their end go back through ret.
+func (q *rcvQueue) Read(p []byte, ret func(*[]byte)) int {
+	total := 0
+	for len(p) > 0 && len(q.chunks) > 0 {
+		c := &q.chunks[0]
+		var k int
+		if c.owner != nil {
+			k = copy(p, c.data)
+			c.data = c.data[k:]
+		} else {
+			k = q.ring.Read(p[:min(len(p), c.n)])
+		}
+		c.n -= k
+		total += k
+		p = p[k:]
+		if c.n == 0 {
+			if c.owner != nil {
+				ret(c.owner)
+			}
+			*c = rcvChunk{}
+			q.chunks = q.chunks[1:]
+		}
+	}
+	q.n -= total
+	if len(q.chunks) == 0 {
+		q.chunks = q.base[:0]
+	}
+	return total
+}
+
+// release drops everything, giving lent buffers back.
+func (q *rcvQueue) release(ret func(*[]byte)) {
+	for i := range q.chunks {
+		if o := q.chunks[i].owner; o != nil {
+			ret(o)
+		}
+		q.chunks[i] = rcvChunk{}
+	}
+	q.chunks, q.base, q.n = nil, nil, 0
+	q.ring.release()
+}
