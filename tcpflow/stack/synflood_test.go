@@ -343,3 +343,40 @@ func TestSYNFloodNoCookies(t *testing.T) {
 	mu.Unlock()
 	assert.Equal(t, uint64(0), p.b.Stats().TCP.SYNCookiesValid)
 }
+
+// TestSYNFloodListenersFunction floods a port served by the listeners
+// function (SetListeners): it has a backlog and cookies like a Listen
+// port, so the flood stays bounded and a real client still gets in.
+func TestSYNFloodListenersFunction(t *testing.T) {
+	p := newFloodPair(t, tcp.Options{})
+	got := make(chan string, 1)
+	p.b.SetListeners(func(port uint16) *tcpflow.Listener {
+		if port != floodPort {
+			return nil
+		}
+		return &tcpflow.Listener{Process: func(f tcpflow.Flow) {
+			b := make([]byte, 5)
+			if _, err := io.ReadFull(f, b); err == nil {
+				got <- string(b)
+			}
+		}}
+	})
+	flood(t, p, 1000, 9)
+	assert.Equal(t, floodBacklog, halfOpen(p), "the backlog bounds the half-open connections")
+	assert.EqualValues(t, 1000-floodBacklog, p.b.Stats().TCP.SYNCookiesSent)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	f, err := p.a.CreateConnection(ctx, netip.AddrPortFrom(addrB, floodPort), tcpflow.DialOptions{})
+	require.NoError(t, err)
+	defer f.Close()
+	_, err = f.WriteNodelay([]byte("hello"))
+	require.NoError(t, err)
+	select {
+	case s := <-got:
+		assert.Equal(t, "hello", s)
+	case <-time.After(10 * time.Second): // a guard, not a timing
+		t.Fatal("the listeners function's Process never got the data")
+	}
+	assert.EqualValues(t, 1, p.b.Stats().TCP.SYNCookiesValid)
+}

@@ -205,12 +205,12 @@ func (p *Protocol) handleCookieACK(id connID, s *segment) bool {
 	now := p.clk.Now()
 	slot := cookieSlot(now)
 	p.mu.Lock()
-	l := p.listeners[id.local.Port()]
+	l := p.lookupListenerLocked(id.local.Port())
 	// Only a listener that sent cookies in this slot or the one before
 	// may get valid ones back (Linux's "recent overflow" check): other
 	// stray ACKs cost no hash and are not counted as invalid cookies.
-	// The listeners function's listeners are made per SYN and never
-	// fill their backlog, so they are not consulted.
+	// The listeners function's listeners are kept while they may get
+	// cookies back (Protocol.transient).
 	recent := l != nil && !p.closed && !l.closed && l.cookieSlot != 0 && slot-(l.cookieSlot-1) <= 1
 	p.mu.Unlock()
 	if !recent {
@@ -228,7 +228,7 @@ func (p *Protocol) handleCookieACK(id connID, s *segment) bool {
 	e := p.newEndpoint(id, l.ka)
 	e.mu.Lock()
 	p.mu.Lock()
-	if p.closed || l.closed || p.listeners[id.local.Port()] != l {
+	if p.closed || l.closed || p.lookupListenerLocked(id.local.Port()) != l {
 		p.mu.Unlock()
 		e.mu.Unlock()
 		return false

@@ -75,6 +75,9 @@ func (p *Protocol) SetListeners(fn tcpflow.Listeners) {
 	defer p.mu.Unlock()
 	if !p.closed {
 		p.listenFn = fn
+		// The old function's listeners are forgotten; their half-open
+		// connections complete with them.
+		p.transient = map[uint16]*listener{}
 	}
 }
 

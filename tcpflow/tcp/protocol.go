@@ -163,6 +163,10 @@ type Protocol struct {
 	closed    bool
 	conns     map[connID]*endpoint
 	listeners map[uint16]*listener
+	// transient holds the listeners function's listeners while they
+	// have half-open connections or recently sent cookies, so that a
+	// port it accepts has a backlog, and SYN cookies, like any other.
+	transient map[uint16]*listener
 	listenFn  tcpflow.Listeners
 	handlers  map[*endpoint]struct{} // flows running a Process
 	nextEph   uint32                 // RFC 6056 algorithm 3 counter
@@ -183,6 +187,7 @@ func New(o Options) (*Protocol, error) {
 		clk:       o.Clock,
 		conns:     map[connID]*endpoint{},
 		listeners: map[uint16]*listener{},
+		transient: map[uint16]*listener{},
 		handlers:  map[*endpoint]struct{}{},
 	}
 	p.keys = newKeys(o.ISNSecret)
@@ -331,7 +336,7 @@ func (p *Protocol) writeFieldsBuf(id connID, f *header.TCPFields, payload []byte
 // listenerFor returns the listener for port, consulting the listeners
 // function for ports without one. p.mu is held.
 func (p *Protocol) listenerForLocked(port uint16) *listener {
-	if l := p.listeners[port]; l != nil {
+	if l := p.lookupListenerLocked(port); l != nil {
 		return l
 	}
 	if p.listenFn == nil {
@@ -341,7 +346,9 @@ func (p *Protocol) listenerForLocked(port uint16) *listener {
 	if fl == nil || fl.Process == nil {
 		return nil
 	}
-	return &listener{p: p, port: port, process: fl.Process, ka: fl.Keepalive, transient: true}
+	l := &listener{p: p, port: port, process: fl.Process, ka: fl.Keepalive, transient: true}
+	p.transient[port] = l
+	return l
 }
 
 // handleSYN starts a passive open, or answers with a SYN cookie when
@@ -361,6 +368,7 @@ func (p *Protocol) handleSYN(id connID, s *segment) bool {
 	if len(p.conns) >= p.o.MaxConnections || l.pending >= p.o.SYNBacklog && p.o.NoSYNCookies {
 		// At the connection limit a cookie could not become a
 		// connection either.
+		p.forgetTransientLocked(l)
 		p.mu.Unlock()
 		p.stats.synDropped.Add(1)
 		return true
@@ -393,8 +401,31 @@ func (p *Protocol) remove(e *endpoint) {
 	if l := e.listener; l != nil && !e.delivered {
 		l.pending--
 		e.listener = nil
+		p.forgetTransientLocked(l)
 	}
 	p.mu.Unlock()
+}
+
+// forgetTransientLocked drops a listeners function's listener from the
+// cache once it has no half-open connection and sent no cookie in the
+// last two slots. p.mu is held.
+func (p *Protocol) forgetTransientLocked(l *listener) {
+	if !l.transient || l.pending > 0 || p.transient[l.port] != l {
+		return
+	}
+	if l.cookieSlot != 0 && cookieSlot(p.clk.Now())-(l.cookieSlot-1) <= 1 {
+		return
+	}
+	delete(p.transient, l.port)
+}
+
+// lookupListenerLocked returns the listener of port, if any, without
+// consulting the listeners function. p.mu is held.
+func (p *Protocol) lookupListenerLocked(port uint16) *listener {
+	if l := p.listeners[port]; l != nil {
+		return l
+	}
+	return p.transient[port]
 }
 
 // established is called (without e.mu) when a passive connection is
@@ -408,6 +439,7 @@ func (p *Protocol) established(e *endpoint) {
 	}
 	e.delivered = true
 	l.pending--
+	p.forgetTransientLocked(l)
 	if p.closed || l.closed {
 		p.mu.Unlock()
 		e.abort(nil)
