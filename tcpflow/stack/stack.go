@@ -49,8 +49,9 @@ type Options struct {
 	// MaxConnections bounds the connections; SYNBacklog bounds each
 	// listener's half-open and unaccepted connections.
 	MaxConnections, SYNBacklog int
-	// TCP tunes the rest of TCP (RTO bounds, retransmission limits);
-	// its Addr, Output, Clock and the fields above are overridden.
+	// TCP tunes the rest of TCP (RTO bounds, retransmission limits,
+	// delayed ACKs, SYN cookies); its Addr, Output and Clock are the
+	// stack's, and the fields above override its own where set.
 	TCP tcp.Options
 }
 
@@ -109,15 +110,29 @@ func New(o Options) (*Stack, error) {
 	to.Addr = s.addr
 	to.Output = s.outputTCP
 	to.Clock = o.Clock
-	to.MSS = o.MSS
+	// The stack's fields win where set; unset, o.TCP's stand.
+	set := func(dst *int, v int) {
+		if v != 0 {
+			*dst = v
+		}
+	}
+	set(&to.MSS, o.MSS)
 	if maxMSS := mtu - header.IPv4MinimumSize - header.TCPMinimumSize; to.MSS <= 0 || to.MSS > maxMSS {
 		to.MSS = maxMSS
 	}
-	to.SendBuffer, to.RecvBuffer = o.SendBuffer, o.RecvBuffer
-	to.TimeWait = o.TimeWait
-	to.ISNSecret = o.ISNSecret
-	to.Logger = o.Logger
-	to.MaxConnections, to.SYNBacklog = o.MaxConnections, o.SYNBacklog
+	set(&to.SendBuffer, o.SendBuffer)
+	set(&to.RecvBuffer, o.RecvBuffer)
+	set(&to.MaxConnections, o.MaxConnections)
+	set(&to.SYNBacklog, o.SYNBacklog)
+	if o.TimeWait != 0 {
+		to.TimeWait = o.TimeWait
+	}
+	if o.ISNSecret != nil {
+		to.ISNSecret = o.ISNSecret
+	}
+	if o.Logger != nil {
+		to.Logger = o.Logger
+	}
 	if co, ok := o.Link.(link.ChecksumOffloader); ok && co.ChecksumOffload() {
 		to.ChecksumOffload = true
 	}

@@ -60,9 +60,11 @@ type Options struct {
 	Logger *slog.Logger
 	// MaxConnections bounds the connections (in any state).
 	MaxConnections int
-	// SYNBacklog bounds the half-open and not yet accepted connections
-	// of each listener. SYNs beyond it are answered with SYN cookies
-	// (RFC 4987), or dropped with NoSYNCookies.
+	// SYNBacklog bounds each listener's half-open connections
+	// (SYN-RECEIVED): SYNs beyond it are answered with SYN cookies (RFC
+	// 4987), or dropped with NoSYNCookies. It also sizes the queue of
+	// established connections a ListenFlows listener has not accepted
+	// yet; a connection that finds it full is reset.
 	SYNBacklog int
 	// NoSYNCookies disables SYN cookies: a SYN for a listener whose
 	// SYNBacklog is full is dropped instead of answered with a SYN-ACK
