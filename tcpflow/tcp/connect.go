@@ -20,7 +20,6 @@ func (e *endpoint) activeOpen() {
 	e.iss = e.p.keys.isn(e.id, e.now())
 	e.sndUna, e.sndNxt, e.sndMax = e.iss, e.iss.Add(1), e.iss.Add(1)
 	e.sndBufStart, e.pushSeq, e.recover = e.sndNxt, e.sndNxt, e.iss
-	e.fack, e.fackPrev = e.iss, e.iss
 	e.state = stateSynSent
 	e.rttTiming, e.rttStart = true, e.now()
 	e.sendSYN()
@@ -32,7 +31,6 @@ func (e *endpoint) passiveOpen(s *segment) {
 	e.iss = e.p.keys.isn(e.id, e.now())
 	e.sndUna, e.sndNxt, e.sndMax = e.iss, e.iss.Add(1), e.iss.Add(1)
 	e.sndBufStart, e.pushSeq, e.recover = e.sndNxt, e.sndNxt, e.iss
-	e.fack, e.fackPrev = e.iss, e.iss
 	e.synOptions(s)
 	e.sndWnd = uint32(s.window) // never scaled in a SYN
 	e.maxSndWnd = e.sndWnd

@@ -271,7 +271,6 @@ func (e *endpoint) cookieOpen(s *segment, idx uint8) {
 	e.iss = s.ack.Sub(1)
 	e.sndUna, e.sndNxt, e.sndMax = s.ack, s.ack, s.ack
 	e.sndBufStart, e.pushSeq, e.recover = s.ack, s.ack, e.iss
-	e.fack, e.fackPrev = e.iss, e.iss
 	e.windowField(true) // the right edge our SYN-ACK advertised
 	e.sndWnd = uint32(s.window) << e.sndShift
 	e.maxSndWnd = e.sndWnd

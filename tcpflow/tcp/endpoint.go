@@ -111,12 +111,10 @@ type endpoint struct {
 	rttCandOK           bool
 	rttCandXmit         uint64
 	rttCandAt           time.Time
-	recoverRTO          bool         // recover was set by an RTO
-	recXmit             uint64       // first transmission of this recovery
-	tlpProbes           int          // tail loss probes sent since the last new ACK
-	fack, fackPrev      seqnum.Value // highest sequence delivered; before this ACK
-	reorderSeen         bool         // the peer has delivered out of order
-	probes              int          // unanswered zero-window probes
+	recoverRTO          bool   // recover was set by an RTO
+	recXmit             uint64 // first transmission of this recovery
+	tlpProbes           int    // tail loss probes sent since the last new ACK
+	probes              int    // unanswered zero-window probes
 
 	// Receive side (rcv.go).
 	irs, rcvNxt seqnum.Value

@@ -121,14 +121,6 @@ func (e *endpoint) sendTx(i int) {
 // selectively acknowledged): it updates RACK and, for a segment sent
 // only once (Karn's algorithm), the RTT sample candidate.
 func (e *endpoint) markDelivered(s *txSeg, now time.Time) {
-	// Reordering (RFC 8985 section 6.2): a segment sent once, delivered
-	// below the highest sequence an earlier ACK reported delivered.
-	if !s.retrans && s.end.LessThan(e.fackPrev) {
-		e.reorderSeen = true
-	}
-	if e.fack.LessThan(s.end) {
-		e.fack = s.end
-	}
 	if s.xmit > e.rackXmit {
 		// RACK (RFC 8985 section 6.2): the most recently sent segment
 		// known delivered, and the RTT it saw.
@@ -179,16 +171,9 @@ func (e *endpoint) applySACK(s *segment, now time.Time) bool {
 }
 
 // reoWnd is the reordering window of RACK: how long after a later
-// segment was delivered an earlier one is deemed lost (RFC 8985 section
-// 6.2). Until the peer has shown reordering, it is zero in recovery or
-// once dupThresh segments are SACKed: losses are repaired without
-// waiting. Otherwise a quarter of the smoothed RTT (which stands in for
-// the minimum RTT), at most the smoothed RTT.
+// segment was delivered an earlier one is deemed lost.
 func (e *endpoint) reoWnd() time.Duration {
-	if !e.reorderSeen && (e.inRecovery || e.sb.sacked >= dupThresh) {
-		return 0
-	}
-	return e.srtt / 4
+	return max(e.srtt/4, time.Millisecond)
 }
 
 // detectLoss marks lost segments: those with dupThresh SACKed segments

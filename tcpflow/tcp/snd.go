@@ -185,7 +185,6 @@ func (e *endpoint) processAck(s *segment) bool {
 	}
 	now := e.now()
 	e.rttCandOK = false
-	e.fackPrev = e.fack
 	newSACK := e.applySACK(s, now)
 	advanced := ack.GreaterThan(e.sndUna)
 	var acked seqnum.Size
