@@ -43,6 +43,27 @@ func (f *filterLink) WritePacket(pkt []byte) error {
 	return f.Endpoint.WritePacket(pkt)
 }
 
+// The optional link interfaces are passed through, so that the stack
+// runs over a filterLink as it does over the channel link itself.
+
+func (f *filterLink) WritePacketv(hdr, payload []byte) error {
+	if d := f.drop.Load(); d != nil && (*d)(header.IPv4(append(append([]byte(nil), hdr...), payload...))) {
+		return nil
+	}
+	return f.Endpoint.(link.GatherWriter).WritePacketv(hdr, payload)
+}
+
+func (f *filterLink) ChecksumOffload() bool {
+	co, ok := f.Endpoint.(link.ChecksumOffloader)
+	return ok && co.ChecksumOffload()
+}
+
+func (f *filterLink) SetLendingReceiver(fn func(*[]byte) bool) {
+	f.Endpoint.(link.Lender).SetLendingReceiver(fn)
+}
+
+func (f *filterLink) Return(b *[]byte) { f.Endpoint.(link.Lender).Return(b) }
+
 func (f *filterLink) setDrop(d func(header.IPv4) bool) {
 	if d == nil {
 		f.drop.Store(nil)

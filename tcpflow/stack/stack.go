@@ -111,27 +111,18 @@ func New(o Options) (*Stack, error) {
 	to.Output = s.outputTCP
 	to.Clock = o.Clock
 	// The stack's fields win where set; unset, o.TCP's stand.
-	set := func(dst *int, v int) {
-		if v != 0 {
-			*dst = v
-		}
-	}
-	set(&to.MSS, o.MSS)
+	override(&to.MSS, o.MSS)
 	if maxMSS := mtu - header.IPv4MinimumSize - header.TCPMinimumSize; to.MSS <= 0 || to.MSS > maxMSS {
 		to.MSS = maxMSS
 	}
-	set(&to.SendBuffer, o.SendBuffer)
-	set(&to.RecvBuffer, o.RecvBuffer)
-	set(&to.MaxConnections, o.MaxConnections)
-	set(&to.SYNBacklog, o.SYNBacklog)
-	if o.TimeWait != 0 {
-		to.TimeWait = o.TimeWait
-	}
+	override(&to.SendBuffer, o.SendBuffer)
+	override(&to.RecvBuffer, o.RecvBuffer)
+	override(&to.MaxConnections, o.MaxConnections)
+	override(&to.SYNBacklog, o.SYNBacklog)
+	override(&to.TimeWait, o.TimeWait)
+	override(&to.Logger, o.Logger)
 	if o.ISNSecret != nil {
 		to.ISNSecret = o.ISNSecret
-	}
-	if o.Logger != nil {
-		to.Logger = o.Logger
 	}
 	if co, ok := o.Link.(link.ChecksumOffloader); ok && co.ChecksumOffload() {
 		to.ChecksumOffload = true
@@ -152,6 +143,14 @@ func New(o Options) (*Stack, error) {
 	}
 	s.lender = lender
 	return s, nil
+}
+
+// override sets *dst to v unless v is the zero value.
+func override[T comparable](dst *T, v T) {
+	var zero T
+	if v != zero {
+		*dst = v
+	}
 }
 
 // Addr returns our address.

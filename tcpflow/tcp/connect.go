@@ -15,11 +15,17 @@ const pawsIdle = 24 * 24 * time.Hour
 // section 3.7.1).
 const minMSS = 536
 
+// setISS starts the send sequence space at iss, with our SYN sent and
+// not yet acknowledged. e.mu is held.
+func (e *endpoint) setISS(iss seqnum.Value) {
+	e.iss = iss
+	e.sndUna, e.sndNxt, e.sndMax = iss, iss.Add(1), iss.Add(1)
+	e.sndBufStart, e.pushSeq, e.recover = e.sndNxt, e.sndNxt, iss
+}
+
 // activeOpen sends the SYN. e.mu is held.
 func (e *endpoint) activeOpen() {
-	e.iss = e.p.keys.isn(e.id, e.now())
-	e.sndUna, e.sndNxt, e.sndMax = e.iss, e.iss.Add(1), e.iss.Add(1)
-	e.sndBufStart, e.pushSeq, e.recover = e.sndNxt, e.sndNxt, e.iss
+	e.setISS(e.p.keys.isn(e.id, e.now()))
 	e.state = stateSynSent
 	e.rttTiming, e.rttStart = true, e.now()
 	e.sendSYN()
@@ -28,9 +34,7 @@ func (e *endpoint) activeOpen() {
 
 // passiveOpen answers a SYN with a SYN-ACK. e.mu is held.
 func (e *endpoint) passiveOpen(s *segment) {
-	e.iss = e.p.keys.isn(e.id, e.now())
-	e.sndUna, e.sndNxt, e.sndMax = e.iss, e.iss.Add(1), e.iss.Add(1)
-	e.sndBufStart, e.pushSeq, e.recover = e.sndNxt, e.sndNxt, e.iss
+	e.setISS(e.p.keys.isn(e.id, e.now()))
 	e.synOptions(s)
 	e.sndWnd = uint32(s.window) // never scaled in a SYN
 	e.maxSndWnd = e.sndWnd

@@ -1,7 +1,6 @@
 package tcp
 
 import (
-	"crypto/sha256"
 	"encoding/binary"
 	"time"
 
@@ -69,19 +68,11 @@ func cookieMSSIndex(mss uint16) uint8 {
 
 // cookieHash is the keyed hash of a cookie.
 func (k *keys) cookieHash(id connID, peerISN seqnum.Value, slot uint32, idx uint8) uint32 {
-	var buf [1 + 12 + 4 + 4 + 1 + 64]byte
-	buf[0] = 'c'
-	l4, r4 := id.local.Addr().As4(), id.remote.Addr().As4()
-	copy(buf[1:], l4[:])
-	copy(buf[5:], r4[:])
-	binary.BigEndian.PutUint16(buf[9:], id.local.Port())
-	binary.BigEndian.PutUint16(buf[11:], id.remote.Port())
-	binary.BigEndian.PutUint32(buf[13:], uint32(peerISN))
-	binary.BigEndian.PutUint32(buf[17:], slot)
-	buf[21] = idx
-	n := copy(buf[22:], k.secret)
-	h := sha256.Sum256(buf[:22+n])
-	return binary.BigEndian.Uint32(h[:])
+	var extra [4 + 4 + 1]byte
+	binary.BigEndian.PutUint32(extra[0:], uint32(peerISN))
+	binary.BigEndian.PutUint32(extra[4:], slot)
+	extra[8] = idx
+	return k.hash('c', id.local, id.remote, true, extra[:])
 }
 
 // cookie returns the ISN of a SYN-ACK answering the SYN of id whose
@@ -268,9 +259,8 @@ func (p *Protocol) handleCookieACK(id connID, s *segment) bool {
 func (e *endpoint) cookieOpen(s *segment, idx uint8) {
 	syn := synFromCookie(s, idx)
 	e.synOptions(&syn)
-	e.iss = s.ack.Sub(1)
-	e.sndUna, e.sndNxt, e.sndMax = s.ack, s.ack, s.ack
-	e.sndBufStart, e.pushSeq, e.recover = s.ack, s.ack, e.iss
+	e.setISS(s.ack.Sub(1))
+	e.sndUna = s.ack    // the ACK acknowledges our SYN
 	e.windowField(true) // the right edge our SYN-ACK advertised
 	e.sndWnd = uint32(s.window) << e.sndShift
 	e.maxSndWnd = e.sndWnd

@@ -23,9 +23,13 @@ func newKeys(secret []byte) keys {
 	return keys{secret: append([]byte(nil), secret...)}
 }
 
-// hash returns 32 bits of SHA-256(label, secret, addresses).
-func (k *keys) hash(label byte, a, b netip.AddrPort, withPorts bool) uint32 {
-	var buf [1 + 12 + 64]byte
+// maxExtra is the most extra bytes hash takes.
+const maxExtra = 16
+
+// hash returns 32 bits of SHA-256(label, addresses and ports, extra,
+// secret); the secret is cut to 64 bytes.
+func (k *keys) hash(label byte, a, b netip.AddrPort, withPorts bool, extra []byte) uint32 {
+	var buf [1 + 12 + maxExtra + 64]byte
 	buf[0] = label
 	a4, b4 := a.Addr().As4(), b.Addr().As4()
 	copy(buf[1:], a4[:])
@@ -34,8 +38,9 @@ func (k *keys) hash(label byte, a, b netip.AddrPort, withPorts bool) uint32 {
 		binary.BigEndian.PutUint16(buf[9:], a.Port())
 		binary.BigEndian.PutUint16(buf[11:], b.Port())
 	}
-	n := copy(buf[13:], k.secret)
-	h := sha256.Sum256(buf[:13+n])
+	n := 13 + copy(buf[13:13+maxExtra], extra)
+	n += copy(buf[n:n+64], k.secret)
+	h := sha256.Sum256(buf[:n])
 	return binary.BigEndian.Uint32(h[:])
 }
 
@@ -44,10 +49,10 @@ func (k *keys) hash(label byte, a, b netip.AddrPort, withPorts bool) uint32 {
 // ticking every 4 microseconds.
 func (k *keys) isn(id connID, now time.Time) seqnum.Value {
 	m := uint32(now.UnixNano() / 4000)
-	return seqnum.Value(m + k.hash('i', id.local, id.remote, true))
+	return seqnum.Value(m + k.hash('i', id.local, id.remote, true, nil))
 }
 
 // portOffset is F(local, remote, secret) of RFC 6056 algorithm 3.
 func (k *keys) portOffset(local netip.Addr, remote netip.AddrPort) uint32 {
-	return k.hash('p', netip.AddrPortFrom(local, 0), remote, true)
+	return k.hash('p', netip.AddrPortFrom(local, 0), remote, true, nil)
 }

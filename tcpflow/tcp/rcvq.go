@@ -23,14 +23,23 @@ type rcvChunk struct {
 // Len returns the number of bytes held.
 func (q *rcvQueue) Len() int { return q.n }
 
-func (q *rcvQueue) push(c rcvChunk) {
-	if len(q.chunks) == cap(q.chunks) && len(q.chunks) <= cap(q.base)/2 {
-		q.chunks = q.base[:copy(q.base[:cap(q.base)], q.chunks)]
+func (q *rcvQueue) push(c rcvChunk) { q.chunks, q.base = appendReuse(q.chunks, q.base, c) }
+
+// appendReuse appends v to q, a queue popped from the front by
+// reslicing; base is the start of q's array (or of an older, larger
+// one). When q is full and the front of base's array is free for at
+// least half of it, q moves there instead of growing, so a queue that
+// is drained as fast as it fills allocates nothing. It returns the new
+// q and base.
+func appendReuse[T any](q, base []T, v T) ([]T, []T) {
+	if len(q) == cap(q) && len(q) <= cap(base)/2 {
+		q = base[:copy(base[:cap(base)], q)]
 	}
-	q.chunks = append(q.chunks, c)
-	if cap(q.chunks) > cap(q.base) {
-		q.base = q.chunks[:0]
+	q = append(q, v)
+	if cap(q) > cap(base) {
+		base = q[:0]
 	}
+	return q, base
 }
 
 // write copies b in.

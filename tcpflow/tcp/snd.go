@@ -73,15 +73,7 @@ func (e *endpoint) sendNew(n int, fin bool) {
 	if fin {
 		size++
 	}
-	if len(e.txq) == cap(e.txq) && len(e.txq) <= cap(e.txqBase)/2 {
-		// Acknowledged segments left room at the front of the array:
-		// move the queue there rather than grow it.
-		e.txq = e.txqBase[:copy(e.txqBase[:cap(e.txqBase)], e.txq)]
-	}
-	e.txq = append(e.txq, txSeg{start: e.sndNxt, end: e.sndNxt.Add(size), fin: fin})
-	if cap(e.txq) > cap(e.txqBase) {
-		e.txqBase = e.txq[:0]
-	}
+	e.txq, e.txqBase = appendReuse(e.txq, e.txqBase, txSeg{start: e.sndNxt, end: e.sndNxt.Add(size), fin: fin})
 	e.sb.bytes += int(size)
 	e.sendTx(len(e.txq) - 1)
 	e.sndNxt = e.sndNxt.Add(size)

@@ -424,20 +424,21 @@ func (e *Endpoint) deliverLoop() {
 			if e.closed() {
 				return
 			}
-			n := uint64(len(*buf))
+			n := uint64(len(*buf)) // the receiver may keep buf
+			kept, delivered := false, true
 			if f := e.lend.Load(); f != nil {
-				if !(*f)(buf) {
-					e.pool.Put(buf)
-				}
-				e.stats.rxPackets.Add(1)
-				e.stats.rxBytes.Add(n)
+				kept = (*f)(buf)
 			} else if f := e.recv.Load(); f != nil {
 				(*f)(*buf)
+			} else {
+				delivered = false
+				e.stats.rxNoReceiver.Add(1)
+			}
+			if delivered {
 				e.stats.rxPackets.Add(1)
 				e.stats.rxBytes.Add(n)
-				e.pool.Put(buf)
-			} else {
-				e.stats.rxNoReceiver.Add(1)
+			}
+			if !kept {
 				e.pool.Put(buf)
 			}
 			batch[i] = nil
