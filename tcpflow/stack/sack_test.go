@@ -68,14 +68,14 @@ func TestSACKRetransmitsOnlyLost(t *testing.T) {
 }
 
 // TestTailLossProbes loses a whole flight and every probe: the sender
-// probes after 2 SRTT, then after twice and four times as long, and only
-// then waits for the retransmission timeout.
+// probes after 2 SRTT, then after each time twice as long, six probes
+// in all, and only then waits for the retransmission timeout.
 func TestTailLossProbes(t *testing.T) {
 	clk := clock.NewManual(time.Unix(1_700_000_000, 0))
 	p := newPair(t, pairOpts{clk: clk})
 	fa, fb := p.connect(t, 80, nil)
-	// An exchange gives an RTT sample: 1 ms on the manual clock, so
-	// the probe timeout is its 2 ms floor.
+	// An exchange gives an RTT sample: 1 ms on the manual clock (the
+	// floor of a sample), so the probe timeout is 2 ms.
 	_, err := fa.WriteNodelay([]byte("x"))
 	require.NoError(t, err)
 	_, err = io.ReadFull(fb, make([]byte, 1))
@@ -99,16 +99,17 @@ func TestTailLossProbes(t *testing.T) {
 	_, err = fa.WriteNodelay(make([]byte, 3*1448))
 	require.NoError(t, err)
 	require.Equal(t, 3, count())
-	for i, wait := range []time.Duration{2, 4, 8} {
+	for i, wait := range []time.Duration{2, 4, 8, 16, 32, 64} {
 		clk.Advance(wait*time.Millisecond - time.Microsecond)
 		assert.Equal(t, 3+i, count(), "probe %d too early", i+1)
 		clk.Advance(time.Microsecond)
 		assert.Equal(t, 4+i, count(), "probe %d", i+1)
 	}
-	clk.Advance(100 * time.Millisecond)
-	assert.Equal(t, 6, count(), "no fourth probe")
+	assert.EqualValues(t, 6, p.a.Stats().TCP.LossProbes)
+	clk.Advance(199 * time.Millisecond)
+	assert.Equal(t, 9, count(), "no seventh probe")
 	assert.Zero(t, p.a.Stats().TCP.Timeouts)
-	clk.Advance(100 * time.Millisecond) // the RTO, 200 ms after the last probe
+	clk.Advance(time.Millisecond) // the RTO, 200 ms after the last probe
 	assert.Equal(t, uint64(1), p.a.Stats().TCP.Timeouts)
-	assert.Equal(t, 7, count())
+	assert.Equal(t, 10, count())
 }

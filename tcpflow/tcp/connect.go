@@ -20,7 +20,7 @@ const minMSS = 536
 func (e *endpoint) setISS(iss seqnum.Value) {
 	e.iss = iss
 	e.sndUna, e.sndNxt, e.sndMax = iss, iss.Add(1), iss.Add(1)
-	e.sndBufStart, e.pushSeq, e.recover = e.sndNxt, e.sndNxt, iss
+	e.sndBufStart, e.pushSeq, e.recover, e.fack = e.sndNxt, e.sndNxt, iss, iss
 }
 
 // activeOpen sends the SYN. e.mu is held.
@@ -158,6 +158,9 @@ func (e *endpoint) handleSegmentLocked(s *segment) (established bool) {
 	if !e.acceptable(s) {
 		if s.has(header.TCPFlagRST) {
 			return false
+		}
+		if len(s.data) > 0 && s.seq.Add(seqnum.Size(len(s.data))).LessThanEq(e.rcvNxt) {
+			e.p.stats.dupSegs.Add(1) // wholly received before
 		}
 		if s.has(header.TCPFlagACK) && !s.has(header.TCPFlagSYN) && e.state != stateSynRcvd {
 			// RFC 9293 asks to accept valid ACKs even when the data

@@ -93,6 +93,7 @@ type endpoint struct {
 	mss                         int
 	// Congestion control (reno.go).
 	cwnd, ssthresh int
+	caBytes        int // bytes acknowledged toward the next increase in congestion avoidance
 	dupAcks        int
 	inRecovery     bool
 	recover        seqnum.Value
@@ -108,6 +109,10 @@ type endpoint struct {
 	sb                  scoreboard
 	xmitCount, rackXmit uint64
 	rackRTT             time.Duration
+	minRTT              time.Duration // windowed minimum (RFC 8985)
+	minRTTAt            time.Time
+	fack                seqnum.Value // highest sequence number delivered
+	reordering          bool         // the path was seen to reorder
 	rttCandOK           bool
 	rttCandXmit         uint64
 	rttCandAt           time.Time
@@ -124,6 +129,7 @@ type endpoint struct {
 	oooFin      bool // a FIN at oooFinSeq is queued
 	oooFinSeq   seqnum.Value
 	lastOOO     seqnum.Value // most recent out-of-order arrival
+	quickAcks   int          // in-order segments still to acknowledge at once
 	rcvAdvEdge  seqnum.Value // rcvNxt + window advertised
 	finRcvd     bool
 	rcvAcked    seqnum.Value // the acknowledgment number last sent

@@ -136,7 +136,10 @@ type Stats struct {
 	SegmentsIn, SegmentsOut   uint64
 	Retransmits               uint64 // segments sent again (RTO, fast retransmit, recovery)
 	Timeouts                  uint64 // RTO expirations
-	FastRetransmits           uint64
+	FastRetransmits           uint64 // loss recovery episodes begun
+	LossProbes                uint64 // tail loss probes sent (RFC 8985 section 7)
+	ReorderTimeouts           uint64 // RACK reordering timer expirations (RFC 8985 section 6.3)
+	DuplicateSegments         uint64 // data segments received wholly a second time (the peer's spurious retransmissions)
 	ResetsOut                 uint64
 	InvalidSegments           uint64 // bad options, no such connection and so on
 	SYNDropped                uint64 // SYNs (backlog without cookies, connection limit) and cookie ACKs (connection limit)
@@ -149,7 +152,7 @@ type Stats struct {
 
 type counters struct {
 	segIn, segOut, retrans, timeouts, fastRetrans, rstOut, invalid, synDropped, active, passive atomic.Uint64
-	paws                                                                                        atomic.Uint64
+	paws, lossProbes, reoTimeouts, dupSegs                                                      atomic.Uint64
 	cookiesSent, cookiesValid, cookiesInvalid                                                   atomic.Uint64
 }
 
@@ -205,7 +208,8 @@ func (p *Protocol) Stats() Stats {
 		FastRetransmits: c.fastRetrans.Load(), ResetsOut: c.rstOut.Load(),
 		InvalidSegments: c.invalid.Load(), SYNDropped: c.synDropped.Load(),
 		ActiveOpens: c.active.Load(), PassiveOpens: c.passive.Load(),
-		PAWSRejected:   c.paws.Load(),
+		PAWSRejected: c.paws.Load(), LossProbes: c.lossProbes.Load(),
+		ReorderTimeouts: c.reoTimeouts.Load(), DuplicateSegments: c.dupSegs.Load(),
 		SYNCookiesSent: c.cookiesSent.Load(), SYNCookiesValid: c.cookiesValid.Load(),
 		SYNCookiesInvalid: c.cookiesInvalid.Load(),
 	}

@@ -63,7 +63,10 @@ func (e *endpoint) processData(s *segment) {
 	seq, data, fin := s.seq, s.data, s.has(header.TCPFlagFIN)
 	// In-order data with nothing queued out of order may wait for a
 	// delayed ACK; anything else is acknowledged at once (RFC 5681 4.2).
-	quick := seq != e.rcvNxt || fin || len(e.ooo) > 0
+	quick := seq != e.rcvNxt || fin || len(e.ooo) > 0 || e.quickAcks > 0
+	if e.quickAcks > 0 && seq == e.rcvNxt && len(data) > 0 {
+		e.quickAcks--
+	}
 	if seq.LessThan(e.rcvNxt) {
 		skip := int(seq.Size(e.rcvNxt))
 		if skip > len(data) {
@@ -93,9 +96,18 @@ func (e *endpoint) processData(s *segment) {
 		e.broadcast()
 	} else if len(data) > 0 || fin {
 		e.insertOOO(seq, data, fin)
+		e.quickAcks = quickAcksAfterLoss
 	}
 	e.ackReceived(quick)
 }
+
+// quickAcksAfterLoss is the number of in-order segments acknowledged
+// one by one, without delay, after out-of-order data showed a loss. A
+// sender recovering from loss has a small window; with one ACK for two
+// segments, the loss of that ACK leaves it nothing to clock on but a
+// probe timer, while with one ACK per segment the next ACK covers a
+// lost one. Linux's quick-ACK mode answers the same problem.
+const quickAcksAfterLoss = 16
 
 // ackReceived acknowledges received data: at once if quick, if delayed
 // ACKs are off, or once two full-sized segments are unacknowledged;
@@ -189,6 +201,9 @@ func (e *endpoint) insertOOO(seq seqnum.Value, data []byte, fin bool) {
 			res = append(res, oooSeg{seq: seq, data: append([]byte(nil), data[:n]...)})
 		}
 		if end := seq.Add(seqnum.Size(len(data))); x.end().GreaterThanEq(end) {
+			if !seq.LessThan(x.seq) {
+				e.p.stats.dupSegs.Add(1)
+			}
 			data = nil
 		} else {
 			cut := int(seq.Size(x.end()))

@@ -21,7 +21,14 @@ func (e *endpoint) onAck(acked seqnum.Size) {
 		// an ACK of two segments, delayed, counts for two.
 		e.cwnd += min(int(acked), 2*e.mss)
 	} else {
-		e.cwnd += max(1, e.mss*e.mss/e.cwnd) // congestion avoidance
+		// Congestion avoidance counting bytes (RFC 3465 section 2.1):
+		// a segment more per window of data acknowledged, however many
+		// ACKs carried it (per-ACK growth halves with delayed ACKs).
+		e.caBytes += int(acked)
+		if e.caBytes >= e.cwnd {
+			e.caBytes -= e.cwnd
+			e.cwnd += e.mss
+		}
 	}
 	e.cwnd = min(e.cwnd, maxCwnd)
 }

@@ -249,6 +249,7 @@ func (e *endpoint) ackTxq(ack seqnum.Value, now time.Time) {
 			break
 		}
 		if !s.sacked {
+			e.noteFack(s, false)
 			e.markDelivered(s, now)
 		}
 		e.sb.forget(s, s.size())
@@ -326,7 +327,7 @@ func (e *endpoint) onRTO() {
 		flight := int(e.sndUna.Size(e.sndMax))
 		e.ssthresh = max(flight/2, 2*e.mss)
 	}
-	e.cwnd = e.mss
+	e.cwnd, e.caBytes = e.mss, 0
 	e.recover = e.sndMax
 	e.recoverRTO = true
 	e.inRecovery = false
