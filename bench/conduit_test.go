@@ -9,6 +9,7 @@ import (
 	"github.com/conduit-go/conduit/tcpflow"
 	"github.com/conduit-go/conduit/tcpflow/link/channel"
 	"github.com/conduit-go/conduit/tcpflow/stack"
+	"github.com/conduit-go/conduit/tcpflow/tcp"
 )
 
 var (
@@ -34,6 +35,14 @@ func newConduitPair(tb testing.TB, cfg pairConfig) netStack {
 		o := stack.Options{
 			Addr: addr, Link: l,
 			SendBuffer: bufferSize, RecvBuffer: bufferSize,
+		}
+		switch *ccName {
+		case "cubic":
+			o.TCP.CongestionControl = tcp.CUBIC
+		case "reno":
+			o.TCP.CongestionControl = tcp.NewReno
+		default:
+			tb.Fatalf("-cc %q: want cubic or reno", *ccName)
 		}
 		if cfg.conns > 0 {
 			o.MaxConnections = cfg.conns + 64

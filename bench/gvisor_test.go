@@ -84,6 +84,7 @@ func newGvisorStack(addr tcpip.Address, prefixLen int, cfg pairConfig) (*stack.S
 	}
 	opts := []tcpip.SettableTransportProtocolOption{
 		new(tcpip.TCPSACKEnabled(true)),
+		new(tcpip.CongestionControlOption(*ccName)),
 		new(tcpip.TCPModerateReceiveBufferOption(false)),
 		&tcpip.TCPSendBufferSizeRangeOption{Min: tcp.MinBufferSize, Default: bufferSize, Max: bufferSize},
 		&tcpip.TCPReceiveBufferSizeRangeOption{Min: tcp.MinBufferSize, Default: bufferSize, Max: bufferSize},

@@ -24,6 +24,7 @@ func TestMain(m *testing.M) { testutil.VerifyNoLeaks(m) }
 var (
 	idleConns = flag.Int("idleconns", 10000, "idle connections held open by BenchmarkIdleConns")
 	showStats = flag.Bool("stats", false, "log the stacks' and links' counters at the end of each bulk benchmark")
+	ccName    = flag.String("cc", "cubic", "congestion control of both stacks: cubic or reno (conduit's NewReno, gVisor's reno)")
 )
 
 const (

@@ -91,9 +91,10 @@ type endpoint struct {
 	pushSeq                     seqnum.Value // data before it goes out without Nagle delay
 	finQueued                   bool
 	mss                         int
-	// Congestion control (reno.go).
+	// Congestion control (cc.go).
 	cwnd, ssthresh int
-	caBytes        int // bytes acknowledged toward the next increase in congestion avoidance
+	caBytes        int // NewReno: bytes acknowledged toward the next increase
+	cubic          cubicState
 	dupAcks        int
 	inRecovery     bool
 	recover        seqnum.Value

@@ -96,6 +96,9 @@ type Options struct {
 	// second segment or for data to carry it (RFC 5681 section 4.2);
 	// negative sends every ACK at once.
 	DelayedACK time.Duration
+	// CongestionControl selects the congestion controller; the zero
+	// value is CUBIC.
+	CongestionControl CongestionControl
 }
 
 func orDefault[T int | time.Duration](v, d T) T {

@@ -73,25 +73,3 @@ func TestRACKReorderingWindow(t *testing.T) {
 	assert.True(t, e.reordering, "sent once, SACKed below the highest delivered")
 	assert.Equal(t, 2*time.Millisecond, e.reoWnd(), "a window again, SACKs or not")
 }
-
-// TestCongestionAvoidanceByteCounting: past ssthresh the window grows
-// by one segment per window of acknowledged bytes, however they are
-// split across ACKs (RFC 3465 section 2.1).
-func TestCongestionAvoidanceByteCounting(t *testing.T) {
-	p := newTestProtocol(t)
-	e := p.newEndpoint(connID{}, nil)
-	e.mss, e.cwnd, e.ssthresh = 1000, 4000, 2000
-	e.onAck(2000)
-	assert.Equal(t, 4000, e.cwnd)
-	e.onAck(2000)
-	assert.Equal(t, 5000, e.cwnd, "a window of bytes acknowledged by two stretch ACKs")
-	for range 5 {
-		e.onAck(1000)
-	}
-	assert.Equal(t, 6000, e.cwnd, "five single-segment ACKs")
-	e.onAck(7000) // a window's worth and 1000 bytes toward the next
-	assert.Equal(t, 7000, e.cwnd)
-	e.onAck(6000)
-	assert.Equal(t, 8000, e.cwnd, "the remainder carries over")
-	assert.Equal(t, 0, e.caBytes)
-}

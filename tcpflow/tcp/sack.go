@@ -292,8 +292,8 @@ func (e *endpoint) onRackTimer() {
 }
 
 // enterRecovery starts loss recovery once losses are detected (RFC 6675
-// section 5): it halves the window once per window of data and sends the
-// first lost segment at once.
+// section 5): it reduces the window once per window of data (by half,
+// or by 30 % with CUBIC) and sends the first lost segment at once.
 func (e *endpoint) enterRecovery() {
 	if e.inRecovery {
 		return
@@ -302,9 +302,8 @@ func (e *endpoint) enterRecovery() {
 		// Still repairing the window an RTO hit: no second reduction.
 		return
 	}
-	flight := int(e.sndUna.Size(e.sndMax))
-	e.ssthresh = max(flight/2, 2*e.mss)
-	e.cwnd, e.caBytes = e.ssthresh, 0
+	e.reduceSsthresh()
+	e.cwnd = e.ssthresh
 	e.recover = e.sndMax
 	e.recoverRTO = false
 	e.recXmit = e.xmitCount + 1

@@ -73,6 +73,9 @@ func (e *endpoint) sendNew(n int, fin bool) {
 	if fin {
 		size++
 	}
+	if e.sndUna == e.sndNxt {
+		e.restartEpoch()
+	}
 	e.txq, e.txqBase = appendReuse(e.txq, e.txqBase, txSeg{start: e.sndNxt, end: e.sndNxt.Add(size), fin: fin})
 	e.sb.bytes += int(size)
 	e.sendTx(len(e.txq) - 1)
@@ -220,7 +223,7 @@ func (e *endpoint) processAck(s *segment) bool {
 		}
 	}
 	if advanced {
-		e.onAck(acked)
+		e.onAck(acked, now)
 		e.tlpProbes = 0
 		if e.sndUna == e.sndMax {
 			e.rtoTimer.stop()
@@ -324,10 +327,9 @@ func (e *endpoint) onRTO() {
 		return
 	}
 	if e.backoff == 0 {
-		flight := int(e.sndUna.Size(e.sndMax))
-		e.ssthresh = max(flight/2, 2*e.mss)
+		e.reduceSsthresh()
 	}
-	e.cwnd, e.caBytes = e.mss, 0
+	e.cwnd = e.mss
 	e.recover = e.sndMax
 	e.recoverRTO = true
 	e.inRecovery = false

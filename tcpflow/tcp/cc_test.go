@@ -1,0 +1,158 @@
+package tcp
+
+import (
+	"math"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/conduit-go/conduit/tcpflow/internal/seqnum"
+)
+
+// ccEndpoint returns an established-looking endpoint in congestion
+// avoidance: 1000-byte segments, cwnd segments in flight.
+func ccEndpoint(t *testing.T, cc CongestionControl, cwnd int) *endpoint {
+	p := newTestProtocol(t)
+	p.o.CongestionControl = cc
+	e := p.newEndpoint(connID{}, nil)
+	e.mss, e.cwnd, e.ssthresh = 1000, cwnd*1000, 2000
+	e.sndUna, e.sndNxt, e.sndMax = 0, 0, 0
+	return e
+}
+
+// loss is a congestion event with the window full in flight, as
+// enterRecovery makes it.
+func loss(e *endpoint) {
+	e.sndMax = e.sndUna.Add(seqnum.Size(e.cwnd))
+	e.reduceSsthresh()
+	e.cwnd = e.ssthresh
+	e.sndMax = e.sndUna
+}
+
+// TestNewRenoByteCounting: past ssthresh the window grows by one
+// segment per window of acknowledged bytes, however they are split
+// across ACKs (RFC 3465 section 2.1), and halves at a loss.
+func TestNewRenoByteCounting(t *testing.T) {
+	e := ccEndpoint(t, NewReno, 4)
+	now := time.Unix(100, 0)
+	e.onAck(2000, now)
+	assert.Equal(t, 4000, e.cwnd)
+	e.onAck(2000, now)
+	assert.Equal(t, 5000, e.cwnd, "a window of bytes acknowledged by two stretch ACKs")
+	for range 5 {
+		e.onAck(1000, now)
+	}
+	assert.Equal(t, 6000, e.cwnd, "five single-segment ACKs")
+	e.onAck(7000, now) // a window's worth and 1000 bytes toward the next
+	assert.Equal(t, 7000, e.cwnd)
+	e.onAck(6000, now)
+	assert.Equal(t, 8000, e.cwnd, "the remainder carries over")
+	loss(e)
+	assert.Equal(t, 4000, e.cwnd)
+	assert.Equal(t, 4000, e.ssthresh)
+}
+
+// ackRounds feeds rounds round trips of ACKs, one per segment of the
+// window, rtt apart, and returns the time after them.
+func ackRounds(e *endpoint, now time.Time, rtt time.Duration, rounds int) time.Time {
+	for range rounds {
+		n := e.cwnd / e.mss
+		for range n {
+			e.onAck(seqnum.Size(e.mss), now)
+		}
+		now = now.Add(rtt)
+	}
+	return now
+}
+
+// TestCUBICReduction: a loss cuts the window to 70 % of what was in
+// flight and remembers the window it cut; a second loss before the
+// window grew back remembers less of it (fast convergence, RFC 9438
+// section 4.7). An RTO's reduction is the same.
+func TestCUBICReduction(t *testing.T) {
+	e := ccEndpoint(t, CUBIC, 100)
+	loss(e)
+	assert.Equal(t, 70_000, e.cwnd)
+	assert.Equal(t, 70_000, e.ssthresh)
+	assert.InDelta(t, 100, e.cubic.wMax, 1e-9)
+	loss(e)
+	assert.Equal(t, 49_000, e.cwnd)
+	assert.InDelta(t, 70*1.7/2, e.cubic.wMax, 1e-9, "fast convergence")
+
+	r := ccEndpoint(t, CUBIC, 100)
+	r.state = stateEstablished
+	r.sndMax = r.sndUna.Add(100_000)
+	r.onRTO()
+	assert.Equal(t, 70_000, r.ssthresh)
+	assert.Equal(t, 1000, r.cwnd)
+}
+
+// TestCUBICCurve: on a long path (100 ms round trips) the window grows
+// back to the one the loss cut in K = cbrt(W_max (1-beta) / C) seconds,
+// slowly as it nears it (concave), then faster beyond it (convex),
+// following W(t) = C (t-K)^3 + W_max (RFC 9438 section 4.2).
+func TestCUBICCurve(t *testing.T) {
+	e := ccEndpoint(t, CUBIC, 1000)
+	rtt := 100 * time.Millisecond
+	e.srtt = rtt
+	loss(e)
+	require.Equal(t, 700_000, e.cwnd)
+	// RFC 9438's constants, written out: C = 0.4, beta = 0.7.
+	k := math.Cbrt(1000 * 0.3 / 0.4) // 9.09 s
+	start := time.Unix(100, 0)
+	w := func(t float64) float64 { return 0.4*math.Pow(t-k, 3) + 1000 }
+
+	now := ackRounds(e, start, rtt, 1) // the epoch starts at the first ACK
+	for _, at := range []float64{2, 5, k, k + 3} {
+		end := start.Add(time.Duration(at * float64(time.Second)))
+		for now.Before(end) {
+			now = ackRounds(e, now, rtt, 1)
+		}
+		got := float64(e.cwnd) / 1000
+		// The window follows the curve within the growth of a round
+		// trip (it aims at W(t + RTT)).
+		assert.InDelta(t, w(at), got, w(at+0.2)-w(at-0.2)+2, "window at t=%.2f s", at)
+	}
+	assert.Greater(t, e.cwnd, 1000_000, "convex beyond W_max")
+}
+
+// TestCUBICRenoFriendly: on a short path the cubic function barely
+// moves between losses; the window grows as NewReno's would with
+// CUBIC's smaller decrease (alpha = 3(1-beta)/(1+beta) segments per
+// round trip), then by a segment per round trip past W_max.
+func TestCUBICRenoFriendly(t *testing.T) {
+	e := ccEndpoint(t, CUBIC, 100)
+	rtt := 100 * time.Microsecond
+	e.srtt = rtt
+	loss(e)
+	require.Equal(t, 70_000, e.cwnd)
+	now := ackRounds(e, time.Unix(100, 0), rtt, 20)
+	assert.InDelta(t, 70+20*(3*0.3/1.7), float64(e.cwnd)/1000, 1)
+	now = ackRounds(e, now, rtt, 60) // W_est reaches W_max = 100 within these
+	before := e.cwnd
+	ackRounds(e, now, rtt, 10)
+	assert.InDelta(t, 10, float64(e.cwnd-before)/1000, 1, "a segment per round trip past W_max")
+}
+
+// TestCUBICIdleRestart: time without data in flight does not count as
+// growth time: the next epoch starts when sending resumes.
+func TestCUBICIdleRestart(t *testing.T) {
+	e := ccEndpoint(t, CUBIC, 100)
+	rtt := 100 * time.Millisecond
+	e.srtt = rtt
+	loss(e)
+	now := ackRounds(e, time.Unix(100, 0), rtt, 2)
+	w := e.cwnd
+	e.restartEpoch()
+	now = now.Add(time.Hour) // idle
+	ackRounds(e, now, rtt, 1)
+	assert.Less(t, e.cwnd, w+w/10, "an hour idle did not grow the window")
+}
+
+func TestCongestionControlString(t *testing.T) {
+	assert.Equal(t, "cubic", CUBIC.String())
+	assert.Equal(t, "newreno", NewReno.String())
+	assert.Equal(t, "CongestionControl(7)", CongestionControl(7).String())
+}
