@@ -6,6 +6,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 
+	"github.com/conduit-go/conduit/tcpflow/header"
 	"github.com/conduit-go/conduit/tcpflow/internal/seqnum"
 )
 
@@ -72,4 +73,30 @@ func TestRACKReorderingWindow(t *testing.T) {
 	e.noteFack(&txSeg{start: 300, end: 400}, true)
 	assert.True(t, e.reordering, "sent once, SACKed below the highest delivered")
 	assert.Equal(t, 2*time.Millisecond, e.reoWnd(), "a window again, SACKs or not")
+}
+
+// TestSACKBlocks: the block holding the latest out-of-order arrival
+// comes first, then the others in sequence order, as many as fit;
+// adjacent queued segments make one block.
+func TestSACKBlocks(t *testing.T) {
+	p := newTestProtocol(t)
+	e := p.newEndpoint(connID{}, nil)
+	e.rcvNxt = 50
+	for _, r := range [][2]int{{100, 200}, {200, 300}, {400, 500}, {600, 650}, {650, 700}, {800, 900}} {
+		e.insertOOO(seqnum.Value(r[0]), make([]byte, r[1]-r[0]), false)
+	}
+	blocks := func(last seqnum.Value, max int) [][2]uint32 {
+		e.lastOOO = last
+		var o header.TCPOptions
+		e.sackBlocks(&o, max)
+		var r [][2]uint32
+		for _, b := range o.SACK() {
+			r = append(r, [2]uint32{b.Start, b.End})
+		}
+		return r
+	}
+	assert.Equal(t, [][2]uint32{{600, 700}, {100, 300}, {400, 500}}, blocks(650, 3))
+	assert.Equal(t, [][2]uint32{{600, 700}, {100, 300}, {400, 500}, {800, 900}}, blocks(600, 4))
+	assert.Equal(t, [][2]uint32{{100, 300}, {400, 500}}, blocks(350, 2), "the latest arrival no longer queued")
+	assert.Equal(t, [][2]uint32{{800, 900}, {100, 300}}, blocks(899, 2))
 }

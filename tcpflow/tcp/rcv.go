@@ -1,6 +1,10 @@
 package tcp
 
 import (
+	"bytes"
+	"slices"
+	"sort"
+
 	"github.com/conduit-go/conduit/tcpflow/header"
 	"github.com/conduit-go/conduit/tcpflow/internal/seqnum"
 )
@@ -179,7 +183,10 @@ func (e *endpoint) processFin() {
 }
 
 // insertOOO adds a segment beyond rcvNxt to the out-of-order queue,
-// which stays sorted and without overlaps. Data is copied.
+// which stays sorted and without overlaps: the parts of data no queued
+// segment holds yet are copied in, in place (a binary search finds
+// where; nothing is rebuilt, so a large window with many holes costs
+// no more per segment than a small one).
 func (e *endpoint) insertOOO(seq seqnum.Value, data []byte, fin bool) {
 	if fin {
 		e.oooFin, e.oooFinSeq = true, seq.Add(seqnum.Size(len(data)))
@@ -188,37 +195,36 @@ func (e *endpoint) insertOOO(seq seqnum.Value, data []byte, fin bool) {
 		return
 	}
 	e.lastOOO = seq
-	res := make([]oooSeg, 0, len(e.ooo)+2)
-	i := 0
-	for i < len(e.ooo) && e.ooo[i].end().LessThanEq(seq) {
-		res = append(res, e.ooo[i])
-		i++
-	}
-	for len(data) > 0 && i < len(e.ooo) && e.ooo[i].seq.LessThan(seq.Add(seqnum.Size(len(data)))) {
-		x := e.ooo[i]
+	end := seq.Add(seqnum.Size(len(data)))
+	// The first queued segment that ends after seq.
+	i := sort.Search(len(e.ooo), func(i int) bool { return e.ooo[i].end().GreaterThan(seq) })
+	added := false
+	for seq.LessThan(end) {
+		if i == len(e.ooo) || !e.ooo[i].seq.LessThan(end) {
+			e.ooo = slices.Insert(e.ooo, i, oooSeg{seq: seq, data: bytes.Clone(data)})
+			return
+		}
+		x := &e.ooo[i]
 		if seq.LessThan(x.seq) {
+			// A gap before x.
 			n := int(seq.Size(x.seq))
-			res = append(res, oooSeg{seq: seq, data: append([]byte(nil), data[:n]...)})
+			e.ooo = slices.Insert(e.ooo, i, oooSeg{seq: seq, data: bytes.Clone(data[:n])})
+			added = true
+			i++
+			data, seq = data[n:], seq.Add(seqnum.Size(n))
+			x = &e.ooo[i]
 		}
-		if end := seq.Add(seqnum.Size(len(data))); x.end().GreaterThanEq(end) {
-			if !seq.LessThan(x.seq) {
-				e.p.stats.dupSegs.Add(1)
-			}
-			data = nil
-		} else {
-			cut := int(seq.Size(x.end()))
-			if cut > 0 {
-				data, seq = data[cut:], x.end()
-			}
+		// x holds seq onwards: skip what it covers.
+		if !x.end().LessThan(end) {
+			break
 		}
-		res = append(res, x)
+		cut := int(seq.Size(x.end()))
+		data, seq = data[cut:], x.end()
 		i++
 	}
-	if len(data) > 0 {
-		res = append(res, oooSeg{seq: seq, data: append([]byte(nil), data...)})
+	if !added {
+		e.p.stats.dupSegs.Add(1) // every byte was queued already
 	}
-	res = append(res, e.ooo[i:]...)
-	e.ooo = res
 }
 
 // drainOOO moves the queued segments that rcvNxt reached to the receive

@@ -314,45 +314,39 @@ func (e *endpoint) enterRecovery() {
 	}
 }
 
-// sackRanges returns the contiguous ranges of the out-of-order queue.
-func sackRanges(ooo []oooSeg) [][2]seqnum.Value {
-	var r [][2]seqnum.Value
-	for i := 0; i < len(ooo); {
-		start, end := ooo[i].seq, ooo[i].end()
-		i++
-		for i < len(ooo) && ooo[i].seq == end {
-			end = ooo[i].end()
-			i++
-		}
-		r = append(r, [2]seqnum.Value{start, end})
+// oooBlock returns the contiguous run of out-of-order segments around
+// ooo[i], as indexes [lo, hi), and the sequence space it covers.
+func oooBlock(ooo []oooSeg, i int) (lo, hi int, start, end seqnum.Value) {
+	lo, hi = i, i+1
+	for lo > 0 && ooo[lo-1].end() == ooo[lo].seq {
+		lo--
 	}
-	return r
+	for hi < len(ooo) && ooo[hi-1].end() == ooo[hi].seq {
+		hi++
+	}
+	return lo, hi, ooo[lo].seq, ooo[hi-1].end()
 }
 
-// sackBlocks fills o with up to maxBlocks blocks describing the queue,
-// the block holding the most recently received segment first (RFC 2018
-// section 4), then the others in order.
+// sackBlocks fills o with up to maxBlocks blocks describing the
+// out-of-order queue: the block holding the most recently received
+// segment first (RFC 2018 section 4), then the others in order. It
+// walks no more of the queue than the blocks it reports.
 func (e *endpoint) sackBlocks(o *header.TCPOptions, maxBlocks int) {
-	r := sackRanges(e.ooo)
 	n := 0
-	first := -1
-	for i, x := range r {
-		if e.lastOOO.InRange(x[0], x[1]) {
-			first = i
-			o.SACKBlocks[0] = header.SACKBlock{Start: uint32(x[0]), End: uint32(x[1])}
-			n = 1
-			break
-		}
+	firstLo := -1
+	if i := sort.Search(len(e.ooo), func(i int) bool { return e.ooo[i].end().GreaterThan(e.lastOOO) }); i < len(e.ooo) && e.ooo[i].seq.LessThanEq(e.lastOOO) {
+		lo, _, start, end := oooBlock(e.ooo, i)
+		firstLo = lo
+		o.SACKBlocks[0] = header.SACKBlock{Start: uint32(start), End: uint32(end)}
+		n = 1
 	}
-	for i, x := range r {
-		if n >= maxBlocks {
-			break
+	for i := 0; i < len(e.ooo) && n < maxBlocks; {
+		lo, hi, start, end := oooBlock(e.ooo, i)
+		if lo != firstLo {
+			o.SACKBlocks[n] = header.SACKBlock{Start: uint32(start), End: uint32(end)}
+			n++
 		}
-		if i == first {
-			continue
-		}
-		o.SACKBlocks[n] = header.SACKBlock{Start: uint32(x[0]), End: uint32(x[1])}
-		n++
+		i = hi
 	}
 	o.NumSACKBlocks = n
 }
