@@ -4,8 +4,9 @@
 // and the state machine, snd.go the send side (Nagle, retransmission,
 // RFC 6298 RTO, zero-window persist, keepalive), rcv.go the receive side
 // (out-of-order queue, SACK blocks, window, delayed ACKs), sack.go the
-// scoreboard (RFC 6675), RACK and tail loss probes (RFC 8985), reno.go
-// NewReno congestion control (RFC 5681, RFC 6582), ring.go the send and
+// scoreboard (RFC 6675), RACK and tail loss probes (RFC 8985), cc.go
+// congestion control (CUBIC, RFC 9438, by default; NewReno, RFC 5681
+// and RFC 6582, as Options.CongestionControl), ring.go the send and
 // receive buffers, timer.go the lazily re-armed timers over an injected
 // clock, isn.go the RFC 6528 initial sequence numbers and RFC 6056 port
 // offsets, cookie.go the SYN cookies (RFC 4987) a listener answers with

@@ -1,10 +1,14 @@
 package tcp
 
 import (
+	"math"
+	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/conduit-go/conduit/tcpflow/header"
 	"github.com/conduit-go/conduit/tcpflow/internal/seqnum"
@@ -99,4 +103,130 @@ func TestSACKBlocks(t *testing.T) {
 	assert.Equal(t, [][2]uint32{{600, 700}, {100, 300}, {400, 500}, {800, 900}}, blocks(600, 4))
 	assert.Equal(t, [][2]uint32{{100, 300}, {400, 500}}, blocks(350, 2), "the latest arrival no longer queued")
 	assert.Equal(t, [][2]uint32{{800, 900}, {100, 300}}, blocks(899, 2))
+}
+
+// detectLossReference is the plain form of detectLoss: every segment
+// visited, from the tail. It returns the segments it marks lost and the
+// reordering timer's wait.
+func detectLossReference(txq []txSeg, rackXmit uint64, wnd time.Duration, now time.Time) (lost []bool, next time.Duration) {
+	lost = make([]bool, len(txq))
+	sackedAbove := 0
+	for i := len(txq) - 1; i >= 0; i-- {
+		s := &txq[i]
+		if s.sacked {
+			sackedAbove++
+			continue
+		}
+		if s.lost {
+			lost[i] = true
+			continue
+		}
+		if sackedAbove >= dupThresh && !s.retrans {
+			lost[i] = true
+			continue
+		}
+		if s.xmit < rackXmit {
+			if left := s.sentAt.Add(wnd).Sub(now); left <= 0 {
+				lost[i] = true
+			} else if next == 0 || left < next {
+				next = left
+			}
+		}
+	}
+	return lost, next
+}
+
+// TestDetectLossMatchesReference checks detectLoss, which walks only
+// the part of the queue that can hold losses, against the plain walk
+// over random scoreboards: segments sent once in order, some sent
+// again later, some SACKed, some already marked lost.
+func TestDetectLossMatchesReference(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	p := newTestProtocol(t)
+	for round := range 3000 {
+		e := p.newEndpoint(connID{}, nil)
+		e.mss = 100
+		now := p.clk.Now()
+		n := 1 + rng.IntN(60)
+		base := seqnum.Value(rng.Uint32())
+		e.sndUna = base
+		// A timeline of transmissions a millisecond apart: new segments
+		// in order, and now and then one already sent, sent again.
+		var xmit uint64
+		t0 := now.Add(-time.Duration(rng.IntN(n+60)) * time.Millisecond)
+		send := func(s *txSeg) {
+			xmit++
+			s.xmit, s.sentAt = xmit, t0.Add(time.Duration(xmit)*time.Millisecond)
+		}
+		for i := 0; i < n; {
+			if i > 0 && rng.IntN(8) == 0 {
+				s := &e.txq[rng.IntN(i)]
+				s.retrans = true
+				send(s)
+				continue
+			}
+			e.txq = append(e.txq, txSeg{start: base.Add(seqnum.Size(i * 100)), end: base.Add(seqnum.Size(i*100 + 100))})
+			send(&e.txq[i])
+			i++
+		}
+		for i := range e.txq {
+			s := &e.txq[i]
+			switch r := rng.IntN(10); {
+			case r < 4:
+				s.sacked = true
+			case r < 5:
+				s.lost = true
+			}
+		}
+		// The scoreboard as the queue's bookkeeping keeps it.
+		e.sb = scoreboard{retransMinXmit: math.MaxUint64}
+		e.fack = base
+		for i := range e.txq {
+			s := &e.txq[i]
+			e.sb.bytes += s.size()
+			if s.sacked {
+				e.sb.sacked++
+				e.sb.sackedBytes += s.size()
+				e.fack = s.end
+			}
+			if s.lost {
+				e.sb.lost++
+				e.sb.lostBytes += s.size()
+			}
+			if s.retrans {
+				e.sb.retrans++
+				if !s.sacked && !s.lost {
+					e.sb.retransMinXmit = min(e.sb.retransMinXmit, s.xmit)
+				}
+				if s.end.GreaterThan(e.sb.retransHigh) {
+					e.sb.retransHigh = s.end
+				}
+			}
+		}
+		if rng.IntN(2) == 0 {
+			e.sb.retransMinXmit = 0 // a stale lower bound is allowed too
+		}
+		e.rackXmit = uint64(rng.IntN(int(xmit) + 2))
+		e.rackRTT = time.Duration(rng.IntN(20)) * time.Millisecond
+		e.minRTT, e.srtt = time.Duration(rng.IntN(8))*time.Millisecond, 10*time.Millisecond
+		e.reordering, e.inRecovery = rng.IntN(2) == 0, rng.IntN(2) == 0
+
+		want, wantNext := detectLossReference(slices.Clone(e.txq), e.rackXmit, e.rackRTT+e.reoWnd(), now)
+		e.detectLoss(now)
+		for i := range e.txq {
+			require.Equal(t, want[i], e.txq[i].lost, "round %d segment %d", round, i)
+		}
+		if wantNext > 0 {
+			require.Equal(t, now.Add(wantNext), e.rackTimer.at, "round %d: reordering timer", round)
+		} else {
+			require.False(t, e.rackTimer.armed(), "round %d: reordering timer", round)
+		}
+		// The bound on retransmitted segments stays a lower bound.
+		for i := range e.txq {
+			if s := &e.txq[i]; s.retrans && !s.sacked && !s.lost {
+				require.LessOrEqual(t, e.sb.retransMinXmit, s.xmit, "round %d segment %d", round, i)
+			}
+		}
+		e.rackTimer.release()
+	}
 }

@@ -1,6 +1,7 @@
 package tcp
 
 import (
+	"math"
 	"sort"
 	"time"
 
@@ -48,6 +49,11 @@ type scoreboard struct {
 	lost        int // segments marked lost
 	sacked      int // segments SACKed
 	retrans     int // segments sent more than once
+	// Of the retransmitted segments: a lower bound of the transmission
+	// order of those neither SACKed nor marked lost (exact after each
+	// pass of detectLoss over them), and the end of the highest one.
+	retransMinXmit uint64
+	retransHigh    seqnum.Value
 }
 
 // forget removes n bytes of s (all of it, or an acknowledged head).
@@ -104,7 +110,9 @@ func (e *endpoint) sendTx(i int) {
 	s := &e.txq[i]
 	if !s.sentAt.IsZero() && !s.retrans {
 		s.retrans = true
-		e.sb.retrans++
+		if e.sb.retrans++; e.sb.retrans == 1 {
+			e.sb.retransMinXmit, e.sb.retransHigh = math.MaxUint64, s.end
+		}
 	}
 	if s.lost {
 		s.lost = false
@@ -114,6 +122,12 @@ func (e *endpoint) sendTx(i int) {
 	s.sentAt = e.now()
 	e.xmitCount++
 	s.xmit = e.xmitCount
+	if s.retrans {
+		e.sb.retransMinXmit = min(e.sb.retransMinXmit, s.xmit)
+		if s.end.GreaterThan(e.sb.retransHigh) {
+			e.sb.retransHigh = s.end
+		}
+	}
 	e.transmit(s.start, s.dataLen(), s.fin)
 }
 
@@ -225,50 +239,72 @@ func (e *endpoint) reoWnd() time.Duration {
 // segment longer than an RTT and the reordering window ago (RACK, RFC
 // 8985). It arms the reordering timer for segments not yet overdue, and
 // returns whether any segment was newly marked.
+//
+// It walks no more of the queue than can hold losses. The segments sent
+// only once are in transmission order along the queue, so those that
+// either rule marks are a prefix of them: the walk stops at the first
+// that is neither below the dupThresh-th highest SACKed segment nor
+// overdue. Retransmitted segments can sit anywhere; they are visited
+// only when one may have been sent before the most recently delivered
+// segment (sb.retransMinXmit) and not beyond the highest of them.
 func (e *endpoint) detectLoss(now time.Time) bool {
 	marked := false
-	sackedAbove := 0
 	var next time.Duration
 	wnd := e.rackRTT + e.reoWnd()
-	rack := func(s *txSeg) {
-		if left := s.sentAt.Add(wnd).Sub(now); left <= 0 {
-			marked = e.markLost(s) || marked
-		} else if next == 0 || left < next {
+	// overdue applies RACK to s, sent before the most recently
+	// delivered segment, and remembers the earliest deadline to come.
+	overdue := func(s *txSeg) bool {
+		left := s.sentAt.Add(wnd).Sub(now)
+		if left > 0 && (next == 0 || left < next) {
 			next = left
 		}
+		return left <= 0
 	}
-	if e.sb.sacked == 0 && e.sb.retrans == 0 {
-		// Nothing SACKed and every segment sent once: the queue is in
-		// transmission order, and only its head can be overdue.
-		for i := range e.txq {
-			s := &e.txq[i]
-			if s.xmit >= e.rackXmit {
-				break
-			}
-			if !s.lost {
-				rack(s)
-			}
-		}
-	} else {
-		for i := len(e.txq) - 1; i >= 0; i-- {
-			s := &e.txq[i]
-			if s.sacked {
-				sackedAbove++
-				continue
-			}
-			if s.lost {
-				continue
-			}
-			if sackedAbove >= dupThresh && !s.retrans {
-				// A lost retransmission is left to RACK, which knows
-				// the order of transmissions.
-				marked = e.markLost(s) || marked
-				continue
-			}
-			if s.xmit < e.rackXmit {
-				rack(s)
+	// Segments at indexes below lowIdx have dupThresh SACKed segments
+	// above them.
+	lowIdx := 0
+	if e.sb.sacked >= dupThresh {
+		i := sort.Search(len(e.txq), func(i int) bool { return e.txq[i].end.GreaterThanEq(e.fack) })
+		for n := 0; i >= 0; i-- {
+			if i < len(e.txq) && e.txq[i].sacked {
+				if n++; n == dupThresh {
+					break
+				}
 			}
 		}
+		lowIdx = max(i, 0)
+	}
+	scanRetrans := e.sb.retrans > 0 && e.sb.retransMinXmit < e.rackXmit
+	retransEnd := 0
+	if scanRetrans {
+		retransEnd = sort.Search(len(e.txq), func(i int) bool { return e.txq[i].start.GreaterThanEq(e.sb.retransHigh) })
+		e.sb.retransMinXmit = math.MaxUint64 // recomputed below
+	}
+	onceOpen := true // still in the prefix of segments sent once that may be lost
+	for i := 0; i < len(e.txq) && (onceOpen || i < retransEnd); i++ {
+		s := &e.txq[i]
+		if s.sacked {
+			continue
+		}
+		if s.retrans {
+			if scanRetrans {
+				if !s.lost && s.xmit < e.rackXmit && overdue(s) {
+					marked = e.markLost(s) || marked
+				}
+				if !s.lost {
+					e.sb.retransMinXmit = min(e.sb.retransMinXmit, s.xmit)
+				}
+			}
+			continue
+		}
+		if !onceOpen || s.lost {
+			continue
+		}
+		if i < lowIdx || s.xmit < e.rackXmit && overdue(s) {
+			marked = e.markLost(s) || marked
+			continue
+		}
+		onceOpen = false // sent later, the rest sent once are not lost either
 	}
 	if next > 0 {
 		e.rackTimer.set(next)
