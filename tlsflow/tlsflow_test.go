@@ -100,8 +100,12 @@ func checkRejected(t *testing.T, tr transport, s *session, want error) {
 	assert.Equal(t, want, he.Kind)
 	serr := s.wait(t)
 	if tr.synchronous {
-		// The alert could not be delivered; the context ended both sides.
-		assert.ErrorIs(t, s.clientErr, context.DeadlineExceeded)
+		// A synchronous pipe delivers the alert only if the server is
+		// reading; while it is still writing its flight it never takes
+		// it, and the context ends both sides. Which happens depends on
+		// how far each side got when the client checked the
+		// certificate, so the server's error is only known to be a
+		// failed handshake.
 		assert.ErrorIs(t, serr, ErrHandshake)
 		return
 	}
