@@ -156,3 +156,46 @@ func TestCongestionControlString(t *testing.T) {
 	assert.Equal(t, "newreno", NewReno.String())
 	assert.Equal(t, "CongestionControl(7)", CongestionControl(7).String())
 }
+
+// TestPRR: in recovery, sending follows deliveries at the rate
+// ssthresh/RecoverFS while more than ssthresh is in flight: with 100
+// segments in flight, one lost, and ssthresh 70, it sends about 7 for
+// every 10 delivered from the first ACK on, rather than nothing until
+// 30 have been delivered and then one per ACK (RFC 6937 section 3);
+// below ssthresh, it grows back no faster than the deliveries plus a
+// segment (PRR-SSRB).
+func TestPRR(t *testing.T) {
+	e := ccEndpoint(t, CUBIC, 100)
+	e.recoverFS, e.ssthresh = 100_000, 70_000
+	e.prrDelivered, e.prrOut = 0, 1000 // the retransmission sent on entry
+	pipe := 100_000                    // 99 in flight and the retransmission
+	sent := 0
+	maxGap, last := 0, 0
+	for ack := 1; ack <= 30; ack++ {
+		pipe -= 1000 // one segment delivered
+		e.sb.bytes = pipe
+		e.prrUpdate(1000)
+		for e.cwnd-pipe >= 1000 { // what output sends: whole segments
+			pipe += 1000
+			e.prrOut += 1000
+			sent++
+			if last > 0 {
+				maxGap = max(maxGap, ack-last)
+			}
+			last = ack
+		}
+	}
+	assert.Equal(t, 20, sent, "30 * 0.7 - 1 after 30 deliveries")
+	assert.LessOrEqual(t, last, 30)
+	assert.LessOrEqual(t, maxGap, 2, "spread over the ACKs, from the third on")
+
+	// Far below ssthresh (a burst of losses): a segment more than
+	// delivered per ACK.
+	e.prrDelivered, e.prrOut = 0, 0
+	e.sb.bytes = 2000
+	e.prrUpdate(1000)
+	assert.Equal(t, 2000+2000, e.cwnd)
+	e.sb.bytes = 69_500
+	e.prrUpdate(1000)
+	assert.Equal(t, 70_000, e.cwnd, "up to ssthresh")
+}

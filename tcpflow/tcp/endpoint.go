@@ -95,9 +95,11 @@ type endpoint struct {
 	cwnd, ssthresh int
 	caBytes        int // NewReno: bytes acknowledged toward the next increase
 	cubic          cubicState
-	dupAcks        int
-	inRecovery     bool
-	recover        seqnum.Value
+	// Proportional Rate Reduction in recovery (RFC 6937), in bytes.
+	prrDelivered, prrOut, recoverFS int
+	dupAcks                         int
+	inRecovery                      bool
+	recover                         seqnum.Value
 	// RTT and RTO (RFC 6298).
 	srtt, rttvar, rto time.Duration
 	backoff           int  // RTO doublings since the last new ACK

@@ -119,6 +119,9 @@ func (e *endpoint) sendTx(i int) {
 		e.sb.lost--
 		e.sb.lostBytes -= s.size()
 	}
+	if e.inRecovery {
+		e.prrOut += s.size()
+	}
 	s.sentAt = e.now()
 	e.xmitCount++
 	s.xmit = e.xmitCount
@@ -340,6 +343,7 @@ func (e *endpoint) enterRecovery() {
 	}
 	e.reduceSsthresh()
 	e.cwnd = e.ssthresh
+	e.prrDelivered, e.prrOut, e.recoverFS = 0, 0, int(e.sndUna.Size(e.sndMax))
 	e.recover = e.sndMax
 	e.recoverRTO = false
 	e.recXmit = e.xmitCount + 1
@@ -348,6 +352,26 @@ func (e *endpoint) enterRecovery() {
 	if i := e.firstLost(); i >= 0 {
 		e.sendTx(i) // RFC 6675 step 4.3: regardless of the window
 	}
+}
+
+// prrUpdate sets the congestion window for an ACK in SACK loss
+// recovery that reported delivered new bytes (cumulatively or
+// selectively), by Proportional Rate Reduction (RFC 6937): while more
+// than ssthresh is in flight, sending keeps pace with a share
+// ssthresh/RecoverFS of the deliveries, so the window comes down to
+// ssthresh across the round trip instead of stalling at once and then
+// bursting; once below, it grows back toward ssthresh no faster than
+// slow start (PRR-SSRB).
+func (e *endpoint) prrUpdate(delivered int) {
+	e.prrDelivered += delivered
+	pipe := e.pipe()
+	var sndcnt int
+	if pipe > e.ssthresh {
+		sndcnt = (e.prrDelivered*e.ssthresh+e.recoverFS-1)/max(e.recoverFS, 1) - e.prrOut
+	} else {
+		sndcnt = min(e.ssthresh-pipe, max(e.prrDelivered-e.prrOut, delivered)+e.mss)
+	}
+	e.cwnd = pipe + max(sndcnt, 0)
 }
 
 // oooBlock returns the contiguous run of out-of-order segments around

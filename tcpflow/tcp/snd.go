@@ -180,6 +180,7 @@ func (e *endpoint) processAck(s *segment) bool {
 	}
 	now := e.now()
 	e.rttCandOK = false
+	sackedBefore := e.sb.sackedBytes
 	newSACK := e.applySACK(s, now)
 	advanced := ack.GreaterThan(e.sndUna)
 	var acked seqnum.Size
@@ -221,6 +222,11 @@ func (e *endpoint) processAck(s *segment) bool {
 		if e.detectLoss(now) || e.firstLost() >= 0 && e.dupAcks == dupThresh {
 			e.enterRecovery()
 		}
+	}
+	if e.inRecovery && e.sackOK {
+		// Delivered: the cumulative advance and the change in SACKed
+		// bytes (those the advance covered leave the SACKed sum).
+		e.prrUpdate(int(acked) + e.sb.sackedBytes - sackedBefore)
 	}
 	if advanced {
 		e.onAck(acked, now)
