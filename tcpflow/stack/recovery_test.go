@@ -41,32 +41,24 @@ func TestQuickAcksAfterLoss(t *testing.T) {
 		}
 		return false
 	})
+	// sendSegs sends n full segments from a to b and waits until both
+	// ends have handled everything; it returns b's pure ACKs.
+	sendSegs := func(n int) int {
+		fromB.reset()
+		_, err := fa.WriteNodelay(make([]byte, n*mss))
+		require.NoError(t, err)
+		_, err = io.ReadFull(fb, buf[:n*mss])
+		require.NoError(t, err)
+		p.settle(t)
+		return fromB.pureAcks()
+	}
 	// The first segment is lost; the second's SACK has RACK resend it
 	// at once (the manual clock's RTTs are zero, and so the reordering
 	// window).
-	_, err = fa.WriteNodelay(make([]byte, 2*mss))
-	require.NoError(t, err)
-	_, err = io.ReadFull(fb, buf[:2*mss])
-	require.NoError(t, err)
-	p.settle(t)
-	require.Equal(t, 2, fromB.pureAcks(), "a duplicate ACK and the hole's")
+	require.Equal(t, 2, sendSegs(2), "a duplicate ACK and the hole's")
 	require.EqualValues(t, 1, p.a.Stats().TCP.Retransmits)
-
-	fromB.reset()
-	_, err = fa.WriteNodelay(make([]byte, 15*mss))
-	require.NoError(t, err)
-	_, err = io.ReadFull(fb, buf[:15*mss])
-	require.NoError(t, err)
-	p.settle(t)
-	assert.Equal(t, 15, fromB.pureAcks(), "an ACK per segment after the loss")
-
-	fromB.reset()
-	_, err = fa.WriteNodelay(make([]byte, 8*mss))
-	require.NoError(t, err)
-	_, err = io.ReadFull(fb, buf[:8*mss])
-	require.NoError(t, err)
-	p.settle(t)
-	assert.Equal(t, 4, fromB.pureAcks(), "one ACK for two segments again")
+	assert.Equal(t, 15, sendSegs(15), "an ACK per segment after the loss")
+	assert.Equal(t, 4, sendSegs(8), "one ACK for two segments again")
 }
 
 // TestProbeSendsNewData: when the congestion window holds back data
