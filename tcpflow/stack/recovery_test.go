@@ -102,14 +102,18 @@ func TestProbeSendsNewData(t *testing.T) {
 	assert.Zero(t, p.a.Stats().TCP.Retransmits)
 }
 
-// TestDuplicateSegmentsCounted: data received wholly a second time,
-// below the next expected sequence number or inside the out-of-order
-// queue, is counted (the peer's spurious retransmissions).
-func TestDuplicateSegmentsCounted(t *testing.T) {
+// TestDuplicatesReported: data received wholly a second time, below
+// the next expected sequence number or inside the out-of-order queue,
+// is counted (the peer's spurious retransmissions) and reported once
+// in a D-SACK block, first in the next ACK (RFC 2883), followed for
+// queued data by the block that holds it; the sender counts the
+// reports.
+func TestDuplicatesReported(t *testing.T) {
 	p := newPair(t, pairOpts{})
 	fa, fb := p.connect(t, 80, nil)
-	var fromA segLog
+	var fromA, fromB segLog
 	fromA.watch(p.la)
+	fromB.watch(p.lb)
 	_, err := fa.WriteNodelay([]byte("once"))
 	require.NoError(t, err)
 	_, err = io.ReadFull(fb, make([]byte, 4))
@@ -122,8 +126,25 @@ func TestDuplicateSegmentsCounted(t *testing.T) {
 		}
 	}
 	require.NotNil(t, seg)
+	blocks := func() [][2]uint32 {
+		t.Helper()
+		p.settle(t)
+		segs := fromB.all()
+		require.NotEmpty(t, segs)
+		o, err := header.ParseTCPOptions(segs[len(segs)-1].Options())
+		require.NoError(t, err)
+		var r [][2]uint32
+		for _, b := range o.SACK() {
+			r = append(r, [2]uint32{b.Start, b.End})
+		}
+		return r
+	}
+
+	fromB.reset()
 	p.b.deliver(ipPacket(addrA, addrB, header.ProtocolTCP, seg))
 	assert.EqualValues(t, 1, p.b.Stats().TCP.DuplicateSegments)
+	assert.Equal(t, [][2]uint32{{seg.SeqNum(), seg.SeqNum() + 4}}, blocks(), "a D-SACK of the duplicate")
+	assert.EqualValues(t, 1, p.a.Stats().TCP.DSACKs)
 
 	// Beyond a hole: the second copy of an out-of-order segment.
 	ahead := append(header.TCP(nil), seg...)
@@ -131,6 +152,9 @@ func TestDuplicateSegmentsCounted(t *testing.T) {
 	ahead.SetChecksumFor(addrA, addrB)
 	p.b.deliver(ipPacket(addrA, addrB, header.ProtocolTCP, ahead))
 	assert.EqualValues(t, 1, p.b.Stats().TCP.DuplicateSegments, "first copy")
+	assert.Equal(t, [][2]uint32{{seg.SeqNum() + 100, seg.SeqNum() + 104}}, blocks(), "a SACK block, no D-SACK")
 	p.b.deliver(ipPacket(addrA, addrB, header.ProtocolTCP, ahead))
 	assert.EqualValues(t, 2, p.b.Stats().TCP.DuplicateSegments, "second copy")
+	assert.Equal(t, [][2]uint32{{seg.SeqNum() + 100, seg.SeqNum() + 104}, {seg.SeqNum() + 100, seg.SeqNum() + 104}}, blocks(),
+		"the D-SACK, then the block holding it")
 }

@@ -159,8 +159,9 @@ func (e *endpoint) handleSegmentLocked(s *segment) (established bool) {
 		if s.has(header.TCPFlagRST) {
 			return false
 		}
-		if len(s.data) > 0 && s.seq.Add(seqnum.Size(len(s.data))).LessThanEq(e.rcvNxt) {
+		if end := s.seq.Add(seqnum.Size(len(s.data))); len(s.data) > 0 && end.LessThanEq(e.rcvNxt) {
 			e.p.stats.dupSegs.Add(1) // wholly received before
+			e.noteDuplicate(s.seq, end)
 		}
 		if s.has(header.TCPFlagACK) && !s.has(header.TCPFlagSYN) && e.state != stateSynRcvd {
 			// RFC 9293 asks to accept valid ACKs even when the data

@@ -116,6 +116,9 @@ type endpoint struct {
 	minRTTAt            time.Time
 	fack                seqnum.Value // highest sequence number delivered
 	reordering          bool         // the path was seen to reorder
+	reoWndMult          int          // RACK's reordering window, in quarters of min RTT (0 means 1)
+	reoWndPersist       int          // recoveries left before reoWndMult goes back to 1
+	dsackRound          seqnum.Value // no second widening before sndUna reaches it
 	rttCandOK           bool
 	rttCandXmit         uint64
 	rttCandAt           time.Time
@@ -133,6 +136,9 @@ type endpoint struct {
 	oooFinSeq   seqnum.Value
 	lastOOO     seqnum.Value // most recent out-of-order arrival
 	quickAcks   int          // in-order segments still to acknowledge at once
+	dsack       bool         // a duplicate to report in the next ACK (RFC 2883)
+	dsackStart  seqnum.Value
+	dsackEnd    seqnum.Value
 	rcvAdvEdge  seqnum.Value // rcvNxt + window advertised
 	finRcvd     bool
 	rcvAcked    seqnum.Value // the acknowledgment number last sent

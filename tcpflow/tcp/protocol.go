@@ -143,6 +143,7 @@ type Stats struct {
 	LossProbes                uint64 // tail loss probes sent (RFC 8985 section 7)
 	ReorderTimeouts           uint64 // RACK reordering timer expirations (RFC 8985 section 6.3)
 	DuplicateSegments         uint64 // data segments received wholly a second time (the peer's spurious retransmissions)
+	DSACKs                    uint64 // D-SACK reports received: our retransmissions the peer already had (RFC 2883)
 	ResetsOut                 uint64
 	InvalidSegments           uint64 // bad options, no such connection and so on
 	SYNDropped                uint64 // SYNs (backlog without cookies, connection limit) and cookie ACKs (connection limit)
@@ -155,7 +156,7 @@ type Stats struct {
 
 type counters struct {
 	segIn, segOut, retrans, timeouts, fastRetrans, rstOut, invalid, synDropped, active, passive atomic.Uint64
-	paws, lossProbes, reoTimeouts, dupSegs                                                      atomic.Uint64
+	paws, lossProbes, reoTimeouts, dupSegs, dsacks                                              atomic.Uint64
 	cookiesSent, cookiesValid, cookiesInvalid                                                   atomic.Uint64
 }
 
@@ -213,6 +214,7 @@ func (p *Protocol) Stats() Stats {
 		ActiveOpens: c.active.Load(), PassiveOpens: c.passive.Load(),
 		PAWSRejected: c.paws.Load(), LossProbes: c.lossProbes.Load(),
 		ReorderTimeouts: c.reoTimeouts.Load(), DuplicateSegments: c.dupSegs.Load(),
+		DSACKs:         c.dsacks.Load(),
 		SYNCookiesSent: c.cookiesSent.Load(), SYNCookiesValid: c.cookiesValid.Load(),
 		SYNCookiesInvalid: c.cookiesInvalid.Load(),
 	}

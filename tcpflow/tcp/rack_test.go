@@ -230,3 +230,50 @@ func TestDetectLossMatchesReference(t *testing.T) {
 		e.rackTimer.release()
 	}
 }
+
+// TestDSACK: a first SACK block below the ACK or inside the second is a
+// D-SACK (RFC 2883); each widens RACK's reordering window by a quarter
+// of the minimum RTT, once per round trip, up to SRTT, and the window
+// goes back to a quarter after 16 recoveries without one (RFC 8985
+// section 6.2 step 4).
+func TestDSACK(t *testing.T) {
+	b := func(s, e uint32) header.SACKBlock { return header.SACKBlock{Start: s, End: e} }
+	assert.True(t, isDSACK([]header.SACKBlock{b(100, 200)}, 300), "below the ACK")
+	assert.True(t, isDSACK([]header.SACKBlock{b(100, 200)}, 200), "up to the ACK")
+	assert.True(t, isDSACK([]header.SACKBlock{b(500, 600), b(400, 700)}, 300), "inside the second block")
+	assert.False(t, isDSACK([]header.SACKBlock{b(500, 600), b(700, 800)}, 300))
+	assert.False(t, isDSACK([]header.SACKBlock{b(500, 600)}, 300))
+	assert.False(t, isDSACK([]header.SACKBlock{b(200, 100)}, 300), "empty block")
+	assert.False(t, isDSACK(nil, 300))
+
+	p := newTestProtocol(t)
+	e := p.newEndpoint(connID{}, nil)
+	e.setISS(1000)
+	e.minRTT, e.srtt = 4*time.Millisecond, 10*time.Millisecond
+	e.sndNxt, e.sndMax = 5000, 5000
+	e.inRecovery = true
+	assert.Zero(t, e.reoWnd(), "no reordering seen, in recovery")
+	e.onDSACK()
+	assert.True(t, e.reordering)
+	assert.Equal(t, 2*time.Millisecond, e.reoWnd(), "two quarters of min RTT")
+	e.onDSACK()
+	assert.Equal(t, 2*time.Millisecond, e.reoWnd(), "once per round trip")
+	e.sndUna = 5000
+	e.sndNxt, e.sndMax = 9000, 9000
+	e.onDSACK()
+	assert.Equal(t, 3*time.Millisecond, e.reoWnd())
+	e.sndUna = 9000
+	for range 10 {
+		e.onDSACK()
+		e.sndUna, e.sndNxt = e.sndNxt, e.sndNxt.Add(1000)
+	}
+	assert.Equal(t, 10*time.Millisecond, e.reoWnd(), "at most SRTT")
+	assert.EqualValues(t, 13, p.Stats().DSACKs)
+
+	e.inRecovery = false
+	for range dsackPersist {
+		e.enterRecovery()
+		e.inRecovery = false
+	}
+	assert.Equal(t, time.Millisecond, e.reoWnd(), "back to a quarter after 16 recoveries")
+}

@@ -77,6 +77,9 @@ func (e *endpoint) processData(s *segment) {
 			e.sendAck()
 			return
 		}
+		if skip > 0 {
+			e.noteDuplicate(seq, e.rcvNxt)
+		}
 		data, seq = data[skip:], e.rcvNxt
 	}
 	if end := seq.Add(seqnum.Size(len(data))); end.GreaterThan(e.rcvAdvEdge) {
@@ -103,6 +106,15 @@ func (e *endpoint) processData(s *segment) {
 		e.quickAcks = quickAcksAfterLoss
 	}
 	e.ackReceived(quick)
+}
+
+// noteDuplicate records that [start, end) arrived again, for a D-SACK
+// block in the next ACK (RFC 2883): the first duplicate since the last
+// ACK is the one reported.
+func (e *endpoint) noteDuplicate(start, end seqnum.Value) {
+	if e.sackOK && !e.dsack {
+		e.dsack, e.dsackStart, e.dsackEnd = true, start, end
+	}
 }
 
 // quickAcksAfterLoss is the number of in-order segments acknowledged
@@ -215,6 +227,11 @@ func (e *endpoint) insertOOO(seq seqnum.Value, data []byte, fin bool) {
 			x = &e.ooo[i]
 		}
 		// x holds seq onwards: skip what it covers.
+		dupEnd := x.end()
+		if end.LessThan(dupEnd) {
+			dupEnd = end
+		}
+		e.noteDuplicate(seq, dupEnd)
 		if !x.end().LessThan(end) {
 			break
 		}

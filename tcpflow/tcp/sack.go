@@ -193,10 +193,15 @@ func (e *endpoint) applySACK(s *segment, now time.Time) bool {
 		return false
 	}
 	news := false
-	for _, b := range s.opts.SACK() {
+	blocks := s.opts.SACK()
+	if isDSACK(blocks, s.ack) {
+		e.onDSACK()
+		blocks = blocks[1:]
+	}
+	for _, b := range blocks {
 		start, end := seqnum.Value(b.Start), seqnum.Value(b.End)
 		if !start.LessThan(end) || !e.sndUna.LessThan(end) || end.GreaterThan(e.sndMax) {
-			continue // D-SACK, or invalid
+			continue // old or invalid
 		}
 		// The queue is in sequence order: skip to the first segment
 		// the block can cover.
@@ -225,6 +230,42 @@ func (e *endpoint) applySACK(s *segment, now time.Time) bool {
 	return news
 }
 
+// isDSACK reports whether the first of blocks reports data received
+// twice (RFC 2883 section 4): below the acknowledgment number ack, or
+// inside the second block.
+func isDSACK(blocks []header.SACKBlock, ack seqnum.Value) bool {
+	if len(blocks) == 0 {
+		return false
+	}
+	start, end := seqnum.Value(blocks[0].Start), seqnum.Value(blocks[0].End)
+	if !start.LessThan(end) {
+		return false
+	}
+	if end.LessThanEq(ack) {
+		return true
+	}
+	return len(blocks) > 1 && seqnum.Value(blocks[1].Start).LessThanEq(start) && end.LessThanEq(seqnum.Value(blocks[1].End))
+}
+
+// dsackPersist is the number of recoveries a widened reordering window
+// lasts without a new D-SACK (RFC 8985 section 6.2 step 4).
+const dsackPersist = 16
+
+// onDSACK takes a D-SACK: a retransmission reached a peer that had the
+// data already, so a segment was deemed lost too soon. The path is
+// taken to reorder, and RACK's reordering window grows by a quarter of
+// the minimum RTT, at most once per round trip (RFC 8985 section 6.2
+// step 4).
+func (e *endpoint) onDSACK() {
+	e.p.stats.dsacks.Add(1)
+	e.reordering = true
+	if e.reoWndMult == 0 || e.sndUna.GreaterThanEq(e.dsackRound) {
+		e.reoWndMult = max(e.reoWndMult, 1) + 1
+		e.dsackRound = e.sndNxt
+		e.reoWndPersist = dsackPersist
+	}
+}
+
 // reoWnd is the reordering window of RACK (RFC 8985 section 6.2 step
 // 4): how long after a later segment was delivered an earlier one is
 // deemed lost. Until the path has been seen to reorder, it is zero in
@@ -234,7 +275,7 @@ func (e *endpoint) reoWnd() time.Duration {
 	if !e.reordering && (e.inRecovery || e.sb.sacked >= dupThresh) {
 		return 0
 	}
-	return min(e.minRTT/4, e.srtt)
+	return min(time.Duration(max(e.reoWndMult, 1))*e.minRTT/4, e.srtt)
 }
 
 // detectLoss marks lost segments: those with dupThresh SACKed segments
@@ -341,6 +382,11 @@ func (e *endpoint) enterRecovery() {
 		// Still repairing the window an RTO hit: no second reduction.
 		return
 	}
+	if e.reoWndPersist > 0 {
+		if e.reoWndPersist--; e.reoWndPersist == 0 {
+			e.reoWndMult, e.dsackRound = 1, e.sndUna
+		}
+	}
 	e.reduceSsthresh()
 	e.cwnd = e.ssthresh
 	e.prrDelivered, e.prrOut, e.recoverFS = 0, 0, int(e.sndUna.Size(e.sndMax))
@@ -387,18 +433,20 @@ func oooBlock(ooo []oooSeg, i int) (lo, hi int, start, end seqnum.Value) {
 	return lo, hi, ooo[lo].seq, ooo[hi-1].end()
 }
 
-// sackBlocks fills o with up to maxBlocks blocks describing the
-// out-of-order queue: the block holding the most recently received
-// segment first (RFC 2018 section 4), then the others in order. It
-// walks no more of the queue than the blocks it reports.
+// sackBlocks fills o, after any blocks already there (a D-SACK), up to
+// maxBlocks blocks describing the out-of-order queue: the block holding
+// the most recently received segment first (RFC 2018 section 4; after a
+// D-SACK for data in the queue, the block holding it, as RFC 2883 asks),
+// then the others in order. It walks no more of the queue than the
+// blocks it reports.
 func (e *endpoint) sackBlocks(o *header.TCPOptions, maxBlocks int) {
-	n := 0
+	n := o.NumSACKBlocks // after a D-SACK block
 	firstLo := -1
-	if i := sort.Search(len(e.ooo), func(i int) bool { return e.ooo[i].end().GreaterThan(e.lastOOO) }); i < len(e.ooo) && e.ooo[i].seq.LessThanEq(e.lastOOO) {
+	if i := sort.Search(len(e.ooo), func(i int) bool { return e.ooo[i].end().GreaterThan(e.lastOOO) }); i < len(e.ooo) && e.ooo[i].seq.LessThanEq(e.lastOOO) && n < maxBlocks {
 		lo, _, start, end := oooBlock(e.ooo, i)
 		firstLo = lo
-		o.SACKBlocks[0] = header.SACKBlock{Start: uint32(start), End: uint32(end)}
-		n = 1
+		o.SACKBlocks[n] = header.SACKBlock{Start: uint32(start), End: uint32(end)}
+		n++
 	}
 	for i := 0; i < len(e.ooo) && n < maxBlocks; {
 		lo, hi, start, end := oooBlock(e.ooo, i)

@@ -126,10 +126,16 @@ func (e *endpoint) sendSegment(seq seqnum.Value, flags header.TCPFlags, data []b
 	if e.tsOK {
 		o.HasTimestamps, o.TSVal, o.TSEcr = true, e.tsNow(), e.tsRecent
 	}
-	if e.sackOK && len(e.ooo) > 0 && len(data) == 0 {
+	if e.sackOK && len(data) == 0 && (len(e.ooo) > 0 || e.dsack) {
 		maxBlocks := header.TCPMaxSACKBlocks
 		if e.tsOK {
 			maxBlocks = 3
+		}
+		if e.dsack {
+			// RFC 2883: the duplicate first, once.
+			o.SACKBlocks[0] = header.SACKBlock{Start: uint32(e.dsackStart), End: uint32(e.dsackEnd)}
+			o.NumSACKBlocks = 1
+			e.dsack = false
 		}
 		e.sackBlocks(&o, maxBlocks)
 	}
