@@ -73,23 +73,35 @@ type endpoint struct {
 	state    state
 	err      error     // why the connection ended abnormally
 	listener *listener // passive opens, until delivered
-	// delivered: handed to the listener (guarded by p.mu).
-	delivered bool
-	// userClosed: Close was called; readClosed: reads return ErrClosed.
-	userClosed bool
 
 	readDeadline, writeDeadline time.Time
+
+	// Flags, together so that they share words.
+	delivered  bool // handed to the listener (guarded by p.mu)
+	userClosed bool // Close was called
+	finQueued  bool // the FIN follows the send buffer
+	inRecovery bool
+	rttTiming  bool // the SYN is timed (no timestamps)
+	reordering bool // the path was seen to reorder
+	rttCandOK  bool
+	recoverRTO bool // recover was set by an RTO
+	oooFin     bool // a FIN at oooFinSeq is queued
+	dsack      bool // a duplicate to report in the next ACK (RFC 2883)
+	finRcvd    bool
+	sackOK     bool // options negotiated
+	tsOK       bool
+	wsOK       bool
+	sndShift   uint8 // the peer's window scale
+	rcvShift   uint8 // our window scale
 
 	// Send side (snd.go).
 	iss, sndUna, sndNxt, sndMax seqnum.Value
 	sndWnd                      uint32 // scaled
 	maxSndWnd                   uint32
 	sndWl1, sndWl2              seqnum.Value
-	sndShift                    uint8 // the peer's window scale
 	sndBuf                      ring
 	sndBufStart                 seqnum.Value // sequence number of sndBuf[0]
 	pushSeq                     seqnum.Value // data before it goes out without Nagle delay
-	finQueued                   bool
 	mss                         int
 	// Congestion control (cc.go).
 	cwnd, ssthresh int
@@ -98,12 +110,11 @@ type endpoint struct {
 	// Proportional Rate Reduction in recovery (RFC 6937), in bytes.
 	prrDelivered, prrOut, recoverFS int
 	dupAcks                         int
-	inRecovery                      bool
 	recover                         seqnum.Value
+	tsRecent                        uint32 // the peer's timestamp to echo (RFC 7323), here to share a word
 	// RTT and RTO (RFC 6298).
 	srtt, rttvar, rto time.Duration
-	backoff           int  // RTO doublings since the last new ACK
-	rttTiming         bool // the SYN is timed (no timestamps)
+	backoff           int // RTO doublings since the last new ACK
 	rttStart          time.Time
 	retries           int
 	// Retransmission queue and loss detection (sack.go).
@@ -115,41 +126,28 @@ type endpoint struct {
 	minRTT              time.Duration // windowed minimum (RFC 8985)
 	minRTTAt            time.Time
 	fack                seqnum.Value // highest sequence number delivered
-	reordering          bool         // the path was seen to reorder
+	dsackRound          seqnum.Value // no second widening before sndUna reaches it
 	reoWndMult          int          // RACK's reordering window, in quarters of min RTT (0 means 1)
 	reoWndPersist       int          // recoveries left before reoWndMult goes back to 1
-	dsackRound          seqnum.Value // no second widening before sndUna reaches it
-	rttCandOK           bool
 	rttCandXmit         uint64
 	rttCandAt           time.Time
-	recoverRTO          bool   // recover was set by an RTO
 	recXmit             uint64 // first transmission of this recovery
 	tlpProbes           int    // tail loss probes sent since the last new ACK
 	probes              int    // unanswered zero-window probes
 
 	// Receive side (rcv.go).
 	irs, rcvNxt seqnum.Value
-	rcvShift    uint8 // our window scale
 	rcvBuf      rcvQueue
 	ooo         []oooSeg
-	oooFin      bool // a FIN at oooFinSeq is queued
 	oooFinSeq   seqnum.Value
 	lastOOO     seqnum.Value // most recent out-of-order arrival
-	quickAcks   int          // in-order segments still to acknowledge at once
-	dsack       bool         // a duplicate to report in the next ACK (RFC 2883)
 	dsackStart  seqnum.Value
 	dsackEnd    seqnum.Value
 	rcvAdvEdge  seqnum.Value // rcvNxt + window advertised
-	finRcvd     bool
 	rcvAcked    seqnum.Value // the acknowledgment number last sent
+	quickAcks   int          // in-order segments still to acknowledge at once
 	rdBuf       []byte       // a waiting Read's buffer, filled from rdN on
 	rdN         int
-
-	// Options negotiated.
-	sackOK   bool
-	tsOK     bool
-	tsRecent uint32
-	wsOK     bool
 
 	// Timers (timer.go).
 	rtoTimer, persistTimer, kaTimer, closeTimer, rackTimer, tlpTimer timer
@@ -174,13 +172,13 @@ func (p *Protocol) newEndpoint(id connID, ka *tcpflow.Keepalive) *endpoint {
 		k.Probes = max(k.Probes, 1)
 		e.ka = &k
 	}
-	e.rtoTimer.init(e, e.onRTO)
-	e.persistTimer.init(e, e.onPersist)
-	e.kaTimer.init(e, e.onKeepalive)
-	e.closeTimer.init(e, e.onCloseTimer)
-	e.rackTimer.init(e, e.onRackTimer)
-	e.tlpTimer.init(e, e.onTLP)
-	e.delackTimer.init(e, e.onDelayedAck)
+	e.rtoTimer.init(e, timerRTO)
+	e.persistTimer.init(e, timerPersist)
+	e.kaTimer.init(e, timerKeepalive)
+	e.closeTimer.init(e, timerClose)
+	e.rackTimer.init(e, timerRACK)
+	e.tlpTimer.init(e, timerTLP)
+	e.delackTimer.init(e, timerDelayedACK)
 	for e.rcvShift < 14 && p.o.RecvBuffer>>e.rcvShift > 0xffff {
 		e.rcvShift++
 	}

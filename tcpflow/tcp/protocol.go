@@ -165,6 +165,7 @@ type counters struct {
 type Protocol struct {
 	o     Options
 	clk   clock.Clock
+	epoch time.Time // the origin of since
 	keys  keys
 	stats counters
 
@@ -194,6 +195,7 @@ func New(o Options) (*Protocol, error) {
 	p := &Protocol{
 		o:         o,
 		clk:       o.Clock,
+		epoch:     o.Clock.Now(),
 		conns:     map[connID]*endpoint{},
 		listeners: map[uint16]*listener{},
 		transient: map[uint16]*listener{},
@@ -202,6 +204,11 @@ func New(o Options) (*Protocol, error) {
 	p.keys = newKeys(o.ISNSecret)
 	return p, nil
 }
+
+// since is t on the protocol's own time line, which the connections'
+// timers use: the time since the protocol was made (monotonic with the
+// real clock).
+func (p *Protocol) since(t time.Time) time.Duration { return t.Sub(p.epoch) }
 
 // Stats returns a snapshot of the counters.
 func (p *Protocol) Stats() Stats {

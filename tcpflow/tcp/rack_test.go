@@ -217,7 +217,7 @@ func TestDetectLossMatchesReference(t *testing.T) {
 			require.Equal(t, want[i], e.txq[i].lost, "round %d segment %d", round, i)
 		}
 		if wantNext > 0 {
-			require.Equal(t, now.Add(wantNext), e.rackTimer.at, "round %d: reordering timer", round)
+			require.Equal(t, p.since(now.Add(wantNext)), e.rackTimer.at, "round %d: reordering timer", round)
 		} else {
 			require.False(t, e.rackTimer.armed(), "round %d: reordering timer", round)
 		}

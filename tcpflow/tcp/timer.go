@@ -11,26 +11,44 @@ import (
 // itself again for the deadline. So restarting the RTO on every ACK
 // costs no clock operation, and the clock timer, made once, is reset
 // rather than replaced: timers allocate nothing once a connection
-// runs. Every method is called with e.mu held, and fn runs with e.mu
-// held.
+// runs. Every method is called with e.mu held, and the endpoint's
+// handler for the timer's kind runs with e.mu held.
 type timer struct {
-	e   *endpoint
-	fn  func()
-	at  time.Time // deadline; zero when stopped
-	t   clock.Timer
-	tAt time.Time // when t fires; zero when it is not pending
+	e *endpoint
+	t clock.Timer
+	// Deadlines on the protocol's clock (Protocol.since), so that a
+	// connection's seven timers take 8 bytes each instead of a
+	// time.Time's 24: at is the deadline, zero when stopped; tAt is
+	// when t fires, zero when it is not pending.
+	at, tAt time.Duration
+	kind    timerKind
 }
 
-func (t *timer) init(e *endpoint, fn func()) { t.e, t.fn = e, fn }
+// timerKind says which of an endpoint's timers a timer is: a small
+// integer rather than a func value, which would cost every connection
+// an allocation per timer.
+type timerKind uint8
+
+const (
+	timerRTO timerKind = iota
+	timerPersist
+	timerKeepalive
+	timerClose
+	timerRACK
+	timerTLP
+	timerDelayedACK
+)
+
+func (t *timer) init(e *endpoint, k timerKind) { t.e, t.kind = e, k }
 
 // armed reports whether the timer is set.
-func (t *timer) armed() bool { return !t.at.IsZero() }
+func (t *timer) armed() bool { return t.at != 0 }
 
 // set arms the timer to fire d from now, replacing any deadline.
 func (t *timer) set(d time.Duration) {
-	now := t.e.now()
-	t.at = now.Add(d)
-	if !t.tAt.IsZero() && !t.tAt.After(t.at) {
+	now := t.e.p.since(t.e.now())
+	t.at = max(now+d, 1)
+	if t.tAt != 0 && t.tAt <= t.at {
 		return // fires first and re-arms
 	}
 	t.arm(now)
@@ -43,22 +61,22 @@ func (t *timer) setIfStopped(d time.Duration) {
 	}
 }
 
-func (t *timer) arm(now time.Time) {
+func (t *timer) arm(now time.Duration) {
 	t.tAt = t.at
 	if t.t == nil {
-		t.t = t.e.p.clk.AfterFunc(t.at.Sub(now), t.fire)
+		t.t = t.e.p.clk.AfterFunc(t.at-now, t.fire)
 		return
 	}
-	t.t.Reset(t.at.Sub(now))
+	t.t.Reset(t.at - now)
 }
 
 // stop disarms the timer (the clock timer may still fire, uselessly).
-func (t *timer) stop() { t.at = time.Time{} }
+func (t *timer) stop() { t.at = 0 }
 
 // release stops the clock timer too: the endpoint is going away. A call
 // already under way finds the deadline cleared and does nothing.
 func (t *timer) release() {
-	t.at, t.tAt = time.Time{}, time.Time{}
+	t.at, t.tAt = 0, 0
 	if t.t != nil {
 		t.t.Stop()
 	}
@@ -71,16 +89,30 @@ func (t *timer) fire() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	defer e.endTick(e.tick())
-	if t.at.IsZero() {
-		t.tAt = time.Time{}
+	if t.at == 0 {
+		t.tAt = 0
 		return
 	}
-	now := e.now()
-	if now.Before(t.at) {
+	now := e.p.since(e.now())
+	if now < t.at {
 		t.arm(now)
 		return
 	}
-	t.tAt = time.Time{}
-	t.at = time.Time{}
-	t.fn()
+	t.tAt, t.at = 0, 0
+	switch t.kind {
+	case timerRTO:
+		e.onRTO()
+	case timerPersist:
+		e.onPersist()
+	case timerKeepalive:
+		e.onKeepalive()
+	case timerClose:
+		e.onCloseTimer()
+	case timerRACK:
+		e.onRackTimer()
+	case timerTLP:
+		e.onTLP()
+	case timerDelayedACK:
+		e.onDelayedAck()
+	}
 }
