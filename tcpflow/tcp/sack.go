@@ -247,6 +247,11 @@ func isDSACK(blocks []header.SACKBlock, ack seqnum.Value) bool {
 	return len(blocks) > 1 && seqnum.Value(blocks[1].Start).LessThanEq(start) && end.LessThanEq(seqnum.Value(blocks[1].End))
 }
 
+// maxReoWndMult bounds the reordering window's growth (it is SRTT at
+// most anyway), so that a peer sending D-SACKs without end cannot
+// overflow it.
+const maxReoWndMult = 1 << 10
+
 // dsackPersist is the number of recoveries a widened reordering window
 // lasts without a new D-SACK (RFC 8985 section 6.2 step 4).
 const dsackPersist = 16
@@ -260,7 +265,7 @@ func (e *endpoint) onDSACK() {
 	e.p.stats.dsacks.Add(1)
 	e.reordering = true
 	if e.reoWndMult == 0 || e.sndUna.GreaterThanEq(e.dsackRound) {
-		e.reoWndMult = max(e.reoWndMult, 1) + 1
+		e.reoWndMult = min(max(e.reoWndMult, 1)+1, maxReoWndMult)
 		e.dsackRound = e.sndNxt
 		e.reoWndPersist = dsackPersist
 	}
