@@ -2,6 +2,7 @@ package tcp
 
 import (
 	"math"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -151,10 +152,16 @@ func TestCUBICIdleRestart(t *testing.T) {
 	assert.Less(t, e.cwnd, w+w/10, "an hour idle did not grow the window")
 }
 
-func TestCongestionControlString(t *testing.T) {
+func TestCongestionControlOption(t *testing.T) {
 	assert.Equal(t, "cubic", CUBIC.String())
 	assert.Equal(t, "newreno", NewReno.String())
 	assert.Equal(t, "CongestionControl(7)", CongestionControl(7).String())
+	_, err := New(Options{
+		Addr:              netip.MustParseAddr("10.0.0.1"),
+		Output:            func(src, dst netip.Addr, h, payload []byte) error { return nil },
+		CongestionControl: 7,
+	})
+	assert.ErrorContains(t, err, "unknown Options.CongestionControl CongestionControl(7)")
 }
 
 // TestPRR: in recovery, sending follows deliveries at the rate

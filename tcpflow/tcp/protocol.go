@@ -191,6 +191,9 @@ func New(o Options) (*Protocol, error) {
 	if !o.Addr.Is4() {
 		return nil, fmt.Errorf("tcp: Options.Addr %v is not an IPv4 address", o.Addr)
 	}
+	if o.CongestionControl > NewReno {
+		return nil, fmt.Errorf("tcp: unknown Options.CongestionControl %v", o.CongestionControl)
+	}
 	o.setDefaults()
 	p := &Protocol{
 		o:         o,
