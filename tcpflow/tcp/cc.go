@@ -57,14 +57,21 @@ type cubicState struct {
 
 // onAck grows the congestion window for acked new bytes outside loss
 // recovery, and ends recovery once the data outstanding when it began
-// is acknowledged (RFC 6675 section 5, RFC 6582).
-func (e *endpoint) onAck(acked seqnum.Size, now time.Time) {
+// is acknowledged (RFC 6675 section 5, RFC 6582). flight is what was
+// outstanding before the ACK: a window the sender does not use is not
+// grown (RFC 7661's reasoning, with Linux's rule): in slow start while
+// at least half of it was in flight, in congestion avoidance while all
+// but a segment was.
+func (e *endpoint) onAck(acked seqnum.Size, flight int, now time.Time) {
 	if e.inRecovery {
 		if e.sndUna.GreaterThanEq(e.recover) {
 			e.inRecovery = false
 			e.cwnd = max(e.ssthresh, e.mss)
 		}
 		return
+	}
+	if slowStart := e.cwnd < e.ssthresh; slowStart && 2*flight < e.cwnd || !slowStart && flight+e.mss < e.cwnd {
+		return // application- or receive-window-limited
 	}
 	switch {
 	case e.cwnd < e.ssthresh:

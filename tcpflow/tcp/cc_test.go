@@ -38,17 +38,17 @@ func loss(e *endpoint) {
 func TestNewRenoByteCounting(t *testing.T) {
 	e := ccEndpoint(t, NewReno, 4)
 	now := time.Unix(100, 0)
-	e.onAck(2000, now)
+	e.onAck(2000, e.cwnd, now)
 	assert.Equal(t, 4000, e.cwnd)
-	e.onAck(2000, now)
+	e.onAck(2000, e.cwnd, now)
 	assert.Equal(t, 5000, e.cwnd, "a window of bytes acknowledged by two stretch ACKs")
 	for range 5 {
-		e.onAck(1000, now)
+		e.onAck(1000, e.cwnd, now)
 	}
 	assert.Equal(t, 6000, e.cwnd, "five single-segment ACKs")
-	e.onAck(7000, now) // a window's worth and 1000 bytes toward the next
+	e.onAck(7000, e.cwnd, now) // a window's worth and 1000 bytes toward the next
 	assert.Equal(t, 7000, e.cwnd)
-	e.onAck(6000, now)
+	e.onAck(6000, e.cwnd, now)
 	assert.Equal(t, 8000, e.cwnd, "the remainder carries over")
 	loss(e)
 	assert.Equal(t, 4000, e.cwnd)
@@ -61,7 +61,7 @@ func ackRounds(e *endpoint, now time.Time, rtt time.Duration, rounds int) time.T
 	for range rounds {
 		n := e.cwnd / e.mss
 		for range n {
-			e.onAck(seqnum.Size(e.mss), now)
+			e.onAck(seqnum.Size(e.mss), e.cwnd, now)
 		}
 		now = now.Add(rtt)
 	}
@@ -205,4 +205,29 @@ func TestPRR(t *testing.T) {
 	e.sb.bytes = 69_500
 	e.prrUpdate(1000)
 	assert.Equal(t, 70_000, e.cwnd, "up to ssthresh")
+}
+
+// TestUnusedWindowNotGrown: ACKs of a sender that does not fill its
+// window (application- or receive-window-limited) do not grow it: in
+// slow start unless half of it was in flight, in congestion avoidance
+// unless all but a segment was.
+func TestUnusedWindowNotGrown(t *testing.T) {
+	now := time.Unix(100, 0)
+	e := ccEndpoint(t, NewReno, 10)
+	e.ssthresh = 1 << 30 // slow start
+	e.onAck(1000, 4000, now)
+	assert.Equal(t, 10_000, e.cwnd, "4 of 10 segments in flight")
+	e.onAck(1000, 5000, now)
+	assert.Equal(t, 11_000, e.cwnd, "half in flight")
+
+	e.ssthresh = 2000 // congestion avoidance
+	e.cwnd = 10_000
+	for range 20 {
+		e.onAck(1000, 8000, now)
+	}
+	assert.Equal(t, 10_000, e.cwnd, "8 of 10 segments in flight")
+	for range 10 {
+		e.onAck(1000, 9000, now)
+	}
+	assert.Equal(t, 11_000, e.cwnd, "all but one in flight")
 }

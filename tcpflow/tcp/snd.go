@@ -190,6 +190,7 @@ func (e *endpoint) processAck(s *segment) bool {
 	newSACK := e.applySACK(s, now)
 	advanced := ack.GreaterThan(e.sndUna)
 	var acked seqnum.Size
+	flight := int(e.sndUna.Size(e.sndMax)) // before this ACK
 	if advanced {
 		acked = e.sndUna.Size(ack)
 		e.ackTxq(ack, now)
@@ -235,7 +236,7 @@ func (e *endpoint) processAck(s *segment) bool {
 		e.prrUpdate(int(acked) + e.sb.sackedBytes - sackedBefore)
 	}
 	if advanced {
-		e.onAck(acked, now)
+		e.onAck(acked, flight, now)
 		e.tlpProbes = 0
 		if e.sndUna == e.sndMax {
 			e.rtoTimer.stop()
