@@ -20,7 +20,7 @@ const minMSS = 536
 func (e *endpoint) setISS(iss seqnum.Value) {
 	e.iss = iss
 	e.sndUna, e.sndNxt, e.sndMax = iss, iss.Add(1), iss.Add(1)
-	e.sndBufStart, e.pushSeq, e.recover, e.fack = e.sndNxt, e.sndNxt, iss, iss
+	e.sndBufStart, e.pushSeq, e.recover, e.fack, e.dsackRound = e.sndNxt, e.sndNxt, iss, iss, iss
 }
 
 // activeOpen sends the SYN. e.mu is held.

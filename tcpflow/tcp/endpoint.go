@@ -127,7 +127,7 @@ type endpoint struct {
 	minRTTAt            time.Time
 	fack                seqnum.Value // highest sequence number delivered
 	dsackRound          seqnum.Value // no second widening before sndUna reaches it
-	reoWndMult          int          // RACK's reordering window, in quarters of min RTT (0 means 1)
+	reoWndMult          int          // RACK's reordering window, in quarters of min RTT
 	reoWndPersist       int          // recoveries left before reoWndMult goes back to 1
 	rttCandXmit         uint64
 	rttCandAt           time.Time
@@ -162,7 +162,7 @@ type endpoint struct {
 var _ tcpflow.Flow = (*endpoint)(nil)
 
 func (p *Protocol) newEndpoint(id connID, ka *tcpflow.Keepalive) *endpoint {
-	e := &endpoint{p: p, id: id, rto: p.o.RTOInitial, mss: min(p.o.MSS, DefaultMSS)}
+	e := &endpoint{p: p, id: id, rto: p.o.RTOInitial, mss: min(p.o.MSS, DefaultMSS), reoWndMult: 1}
 	e.cond.L = &e.mu
 	if ka != nil && ka.After > 0 {
 		k := *ka

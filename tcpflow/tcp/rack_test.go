@@ -179,22 +179,15 @@ func TestDetectLossMatchesReference(t *testing.T) {
 			}
 		}
 		// The scoreboard as the queue's bookkeeping keeps it.
-		e.sb = scoreboard{retransMinXmit: math.MaxUint64}
+		e.sb = sumScoreboard(e.txq)
+		e.sb.retransMinXmit = math.MaxUint64
 		e.fack = base
 		for i := range e.txq {
 			s := &e.txq[i]
-			e.sb.bytes += s.size()
 			if s.sacked {
-				e.sb.sacked++
-				e.sb.sackedBytes += s.size()
 				e.fack = s.end
 			}
-			if s.lost {
-				e.sb.lost++
-				e.sb.lostBytes += s.size()
-			}
 			if s.retrans {
-				e.sb.retrans++
 				if !s.sacked && !s.lost {
 					e.sb.retransMinXmit = min(e.sb.retransMinXmit, s.xmit)
 				}

@@ -264,8 +264,8 @@ const dsackPersist = 16
 func (e *endpoint) onDSACK() {
 	e.p.stats.dsacks.Add(1)
 	e.reordering = true
-	if e.reoWndMult == 0 || e.sndUna.GreaterThanEq(e.dsackRound) {
-		e.reoWndMult = min(max(e.reoWndMult, 1)+1, maxReoWndMult)
+	if e.sndUna.GreaterThanEq(e.dsackRound) {
+		e.reoWndMult = min(e.reoWndMult+1, maxReoWndMult)
 		e.dsackRound = e.sndNxt
 		e.reoWndPersist = dsackPersist
 	}
@@ -280,7 +280,7 @@ func (e *endpoint) reoWnd() time.Duration {
 	if !e.reordering && (e.inRecovery || e.sb.sacked >= dupThresh) {
 		return 0
 	}
-	return min(time.Duration(max(e.reoWndMult, 1))*e.minRTT/4, e.srtt)
+	return min(time.Duration(e.reoWndMult)*e.minRTT/4, e.srtt)
 }
 
 // detectLoss marks lost segments: those with dupThresh SACKed segments
