@@ -18,10 +18,36 @@ import (
 type ListenOption func(*listenOptions)
 
 type listenOptions struct {
-	keepalive   *tcpflow.Keepalive
-	maxConns    int
-	gracePeriod time.Duration
+	keepalive        *tcpflow.Keepalive
+	maxConns         int
+	gracePeriod      time.Duration
+	idleTimeout      time.Duration
+	handshakeTimeout time.Duration
 }
+
+// WithIdleTimeout closes a flow accepted by the listener once it has
+// been idle for d: no Read or Write on it made progress for d. A
+// Read or Write blocked past the timeout (a peer that never sends, or
+// one that never reads what the handler writes) fails with an error
+// matching ErrTimeout, so the handler returns and the server closes the
+// flow. A handler's own deadlines (SetDeadline and friends) replace the
+// idle deadline until the next Read or Write. d <= 0, the default, means
+// no idle timeout.
+func WithIdleTimeout(d time.Duration) ListenOption {
+	return func(o *listenOptions) { o.idleTimeout = d }
+}
+
+// WithHandshakeTimeout bounds the server handshake of a flow accepted by
+// a listener with a handshake (TLS): a client that has not finished it
+// within d is closed. The default is DefaultHandshakeTimeout; d < 0
+// means no deadline. Transports without a handshake ignore it.
+func WithHandshakeTimeout(d time.Duration) ListenOption {
+	return func(o *listenOptions) { o.handshakeTimeout = d }
+}
+
+// DefaultHandshakeTimeout is the default deadline of a server handshake
+// (see WithHandshakeTimeout).
+const DefaultHandshakeTimeout = 10 * time.Second
 
 // WithKeepalive enables TCP keepalive on every connection the listener
 // accepts (transports without keepalive ignore it).
