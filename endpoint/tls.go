@@ -1,0 +1,99 @@
+package endpoint
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"strings"
+)
+
+// KindTLS is the kind of TLS endpoints.
+const KindTLS = "tls"
+
+// TLS is TLS over any inner endpoint. ServerName is the name sent in SNI
+// and verified against the peer's certificate.
+type TLS struct {
+	ServerName string
+	Inner      Endpoint
+}
+
+// Kind returns KindTLS.
+func (TLS) Kind() string { return KindTLS }
+
+// String returns "tls://NAME@INNER", for example
+// tls://example.com@tcp://example.com=192.0.2.1:443.
+func (e TLS) String() string {
+	inner := "<nil>"
+	if e.Inner != nil {
+		inner = e.Inner.String()
+	}
+	return "tls://" + e.ServerName + "@" + inner
+}
+
+// URI returns the TLS scheme of the inner endpoint's URI (tls://ADDR:PORT,
+// tls+unix://PATH, tls+vchan://…) with ?sni=NAME when the server name is
+// not the inner address itself; String for an inner endpoint whose scheme
+// has no TLS form.
+func (e TLS) URI() string {
+	if e.Inner == nil {
+		return e.String()
+	}
+	inner := URI(e.Inner)
+	scheme, rest, ok := strings.Cut(inner, "://")
+	s, found := lookupScheme(scheme)
+	if !ok || !found || s.TLS {
+		return e.String()
+	}
+	tlsScheme, _ := tlsSchemeOf(s.Base)
+	u := tlsScheme.Name + "://" + rest
+	host := ""
+	if t, ok := e.Inner.(TCP); ok {
+		host = t.Addr.Addr().String()
+	}
+	if e.ServerName != "" && e.ServerName != host {
+		u += "?sni=" + e.ServerName
+	}
+	return u
+}
+
+// Bind binds the inner endpoint.
+func (e TLS) Bind(addr net.Addr) Endpoint {
+	if e.Inner != nil {
+		e.Inner = Bind(e.Inner, addr)
+	}
+	return e
+}
+
+// Unwrap returns the inner endpoint.
+func (e TLS) Unwrap() Endpoint { return e.Inner }
+
+// Validate checks that there is an inner endpoint, not itself TLS, and
+// validates it.
+func (e TLS) Validate() error {
+	if e.Inner == nil {
+		return invalid(fmt.Sprintf("%s: TLS endpoint without an inner endpoint", e))
+	}
+	if _, ok := e.Inner.(TLS); ok {
+		return invalid(fmt.Sprintf("%s: TLS over TLS is not supported", e))
+	}
+	return Validate(e.Inner)
+}
+
+// MarshalJSON returns {"transport":"tls","address":…,"server_name":…,
+// "inner":{…}} with the inner endpoint's address.
+func (e TLS) MarshalJSON() ([]byte, error) {
+	f := jsonForm{Transport: KindTLS, ServerName: e.ServerName, Inner: e.Inner}
+	if e.Inner != nil {
+		var in struct {
+			Address string `json:"address"`
+		}
+		b, err := json.Marshal(e.Inner)
+		if err == nil && json.Unmarshal(b, &in) == nil {
+			f.Address = in.Address
+		}
+		if f.Address == "" {
+			f.Address = e.Inner.String()
+		}
+	}
+	return json.Marshal(f)
+}
