@@ -16,6 +16,11 @@
 // ErrExpired, ErrHandshakeTimeout, ErrPinMismatch, ErrPeerAlert) that unwrap
 // to crypto/tls's, crypto/x509's or the context's own error.
 //
+// Conn.Read returns io.EOF only after the peer's close_notify: a stream
+// whose inner connection ends without it gives ErrTruncated (which also
+// matches io.ErrUnexpectedEOF), so a cut-short transfer is never taken for
+// a complete one.
+//
 // Reloader serves a key pair from files and picks up renewed certificates;
 // NewCertPoolFromFile loads CA bundles strictly.
 package tlsflow

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"io"
 	"net"
 	"reflect"
 )
@@ -34,6 +35,22 @@ var (
 	// *AlertError).
 	ErrPeerAlert = errors.New("peer sent alert")
 )
+
+// ErrTruncated is returned by Conn.Read when the inner connection ended
+// (a TCP FIN or close) without the peer's close_notify alert: the data
+// read so far may be only part of what the peer meant to send. It
+// matches io.ErrUnexpectedEOF with errors.Is, so code that treats an
+// unexpected EOF as an error treats it so too.
+var ErrTruncated error = truncatedError{}
+
+type truncatedError struct{}
+
+func (truncatedError) Error() string {
+	return "tlsflow: connection closed without close_notify: data may be truncated"
+}
+
+// Unwrap returns io.ErrUnexpectedEOF.
+func (truncatedError) Unwrap() error { return io.ErrUnexpectedEOF }
 
 // HandshakeError is the error of a failed handshake. Kind classifies it
 // (one of the Err* kinds above); Err is the underlying error from

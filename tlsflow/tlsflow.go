@@ -30,12 +30,47 @@ type Conn struct {
 	done  atomic.Bool // handshake completed
 	hsMu  sync.Mutex  // serialises Handshake; guards hsErr
 	hsErr error
+
+	eof *eofReader // the inner connection as crypto/tls reads it
 }
 
 var _ net.Conn = (*Conn)(nil)
 
+// newConn makes a Conn of tc over inner, without truncation detection.
 func newConn(tc *tls.Conn, inner net.Conn, client bool, name string) *Conn {
 	return &Conn{tc: tc, inner: inner, client: client, name: name}
+}
+
+// newTLSConn makes a Conn over inner; wrap makes the *tls.Conn over the
+// connection it is given (tls.Client or tls.Server with their config).
+func newTLSConn(inner net.Conn, client bool, name string, wrap func(net.Conn) *tls.Conn) *Conn {
+	eof := &eofReader{Conn: inner}
+	c := newConn(wrap(eof), inner, client, name)
+	c.eof = eof
+	return c
+}
+
+// eofReader is the inner connection as crypto/tls sees it: it remembers
+// whether a Read of the inner connection returned io.EOF with no data.
+//
+// crypto/tls reads only the bytes it needs for the next record, so it
+// asks the inner connection for more after a record only when it has no
+// complete record left: after a close_notify alert it asks for nothing.
+// When tls.Conn.Read then returns io.EOF, the inner connection's own
+// end-of-file having been seen means the stream ended without
+// close_notify (crypto/tls reports a TCP close at a record boundary as a
+// clean io.EOF, for the sake of web servers that do this).
+type eofReader struct {
+	net.Conn
+	sawEOF atomic.Bool
+}
+
+func (r *eofReader) Read(b []byte) (int, error) {
+	n, err := r.Conn.Read(b)
+	if n == 0 && err == io.EOF {
+		r.sawEOF.Store(true)
+	}
+	return n, err
 }
 
 // Client runs a client handshake over conn and returns the flow. ctx
@@ -57,7 +92,7 @@ func Client(ctx context.Context, conn net.Conn, cfg *Config) (*Conn, error) {
 		tc = tc.Clone()
 		tc.ServerName = name
 	}
-	c := newConn(tls.Client(conn, tc), conn, true, name)
+	c := newTLSConn(conn, true, name, func(nc net.Conn) *tls.Conn { return tls.Client(nc, tc) })
 	if err := c.Handshake(ctx); err != nil {
 		return nil, err
 	}
@@ -72,7 +107,7 @@ func Server(ctx context.Context, conn net.Conn, cfg *Config) (*Conn, error) {
 		conn.Close()
 		return nil, err
 	}
-	c := newConn(tls.Server(conn, tc), conn, false, "")
+	c := newTLSConn(conn, false, "", func(nc net.Conn) *tls.Conn { return tls.Server(nc, tc) })
 	if err := c.Handshake(ctx); err != nil {
 		return nil, err
 	}
@@ -131,14 +166,27 @@ func (c *Conn) handshake() error {
 }
 
 // Read reads application data, handshaking first if needed. It returns
-// io.EOF once the peer has sent close_notify; alerts from the peer are
-// returned as *AlertError.
+// io.EOF once the peer has sent close_notify. When the inner connection
+// ends without close_notify (a TCP FIN or a closed socket, at a record
+// boundary or inside a record) the stream may have been cut short, by
+// the peer dying or by an attacker, so Read returns ErrTruncated, which
+// also matches io.ErrUnexpectedEOF, instead of io.EOF. Alerts from the
+// peer are returned as *AlertError.
 func (c *Conn) Read(b []byte) (int, error) {
 	if err := c.handshake(); err != nil {
 		return 0, err
 	}
 	n, err := c.tc.Read(b)
-	if err != nil && err != io.EOF {
+	switch {
+	case err == nil:
+	case err == io.EOF:
+		if c.eof != nil && c.eof.sawEOF.Load() {
+			err = ErrTruncated
+		}
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		// The inner connection ended inside a record.
+		err = ErrTruncated
+	default:
 		err = wrapAlert(err)
 	}
 	return n, err
@@ -328,7 +376,7 @@ func (l *listener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newConn(tls.Server(nc, l.tc), nc, false, ""), nil
+	return newTLSConn(nc, false, "", func(c net.Conn) *tls.Conn { return tls.Server(c, l.tc) }), nil
 }
 
 func (l *listener) Close() error   { return l.inner.Close() }
