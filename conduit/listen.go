@@ -3,10 +3,12 @@ package conduit
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"net/netip"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/conduit-go/conduit/resolver"
@@ -23,16 +25,20 @@ type listenOptions struct {
 	gracePeriod      time.Duration
 	idleTimeout      time.Duration
 	handshakeTimeout time.Duration
+	maxHandshakes    int
+	logger           *slog.Logger
 }
 
-// WithIdleTimeout closes a flow accepted by the listener once it has
-// been idle for d: no Read or Write on it made progress for d. A
-// Read or Write blocked past the timeout (a peer that never sends, or
-// one that never reads what the handler writes) fails with an error
-// matching ErrTimeout, so the handler returns and the server closes the
-// flow. A handler's own deadlines (SetDeadline and friends) replace the
-// idle deadline until the next Read or Write. d <= 0, the default, means
-// no idle timeout.
+// WithIdleTimeout ends the flows of the listener that are idle for d:
+// once no Read or Write call has begun on a flow for d (up to d/16
+// more), a call blocked on it or made later fails with a timeout error
+// (os.ErrDeadlineExceeded; Timeout() reports true), so its handler
+// returns and the server closes it. That ends a peer that never sends
+// as well as one that never reads what the handler writes. A single
+// Write that takes longer than d also fails: a peer has to read at
+// least one buffer's worth every d. The handler's own deadlines
+// (SetDeadline and friends) still apply when they are earlier. d <= 0,
+// the default, means no idle timeout.
 func WithIdleTimeout(d time.Duration) ListenOption {
 	return func(o *listenOptions) { o.idleTimeout = d }
 }
@@ -55,11 +61,34 @@ func WithKeepalive(ka tcpflow.Keepalive) ListenOption {
 	return func(o *listenOptions) { o.keepalive = &ka }
 }
 
-// WithMaxConns limits the number of open connections accepted by the
-// listener: at the limit, Accept waits until one of them is closed, and
-// new connections wait in the transport's backlog. n <= 0 means no limit.
+// WithMaxConns limits the number of open flows the listener has handed
+// out: at the limit, Accept waits until one of them is closed before it
+// accepts the next connection, so new clients wait in the transport's
+// backlog (for TCP, the kernel's listen queue: their connect succeeds,
+// and they are served in turn once a flow closes). No connection is
+// accepted only to wait. For a transport with a handshake (TLS) the
+// limit counts flows whose handshake has completed: clients still
+// handshaking are bounded apart (WithMaxHandshakes), and one whose
+// handshake has completed but finds the limit reached is closed once its
+// handshake timeout has passed. n <= 0 means no limit.
 func WithMaxConns(n int) ListenOption {
 	return func(o *listenOptions) { o.maxConns = n }
+}
+
+// WithMaxHandshakes bounds the connections of a listener with a
+// handshake (TLS) that are handshaking, or have handshaken and wait for
+// Accept: at the bound the transport stops accepting and new clients
+// wait in its backlog. n <= 0 means tlsflow.DefaultMaxHandshakes.
+// Transports without a handshake ignore it.
+func WithMaxHandshakes(n int) ListenOption {
+	return func(o *listenOptions) { o.maxHandshakes = n }
+}
+
+// WithLogger sets the logger of the listener and of the Server that
+// serves it, in place of Config.Logger: accept errors retried (warn),
+// the connection limit reached and failed handshakes (debug).
+func WithLogger(l *slog.Logger) ListenOption {
+	return func(o *listenOptions) { o.logger = l }
 }
 
 // WithGracePeriod sets how long Serve waits for its handlers to return
@@ -84,16 +113,23 @@ type Listener struct {
 	closeErr error
 	once     sync.Once
 	trace    *Trace
+	idle     time.Duration
+	logger   *slog.Logger
+	atLimit  atomic.Bool // the last slot taken had to wait
 }
 
 // Listen resolves uri to an endpoint to listen on (port 0 picks a free
-// port) and listens on it. ctx governs the setup only; close the
+// port) and listens on it with the given options (WithGracePeriod is
+// for Serve and ignored here). ctx governs the setup only; close the
 // listener to stop it. Trace hooks in ctx are called for each accept.
 func (c *Conduit) Listen(ctx context.Context, uri string, opts ...ListenOption) (*Listener, error) {
 	c.init()
 	var o listenOptions
 	for _, opt := range opts {
 		opt(&o)
+	}
+	if o.logger == nil {
+		o.logger = c.cfg.Logger
 	}
 	eps, err := c.resolve(ctx, uri, true)
 	if err != nil {
@@ -102,7 +138,12 @@ func (c *Conduit) Listen(ctx context.Context, uri string, opts ...ListenOption) 
 	// Listen on the first endpoint: for a host with several addresses
 	// the resolver puts the preferred one first.
 	ep := eps[0]
-	ln, err := c.listenOne(ctx, ep, o.keepalive)
+	ln, err := c.listenOne(ctx, ep, ListenOptions{
+		Keepalive:        o.keepalive,
+		HandshakeTimeout: o.handshakeTimeout,
+		MaxHandshakes:    o.maxHandshakes,
+		Logger:           o.logger,
+	})
 	if err != nil {
 		return nil, &OpError{Op: "listen", URI: uri, Endpoint: ep, Err: err}
 	}
@@ -112,6 +153,8 @@ func (c *Conduit) Listen(ctx context.Context, uri string, opts ...ListenOption) 
 		ep:       boundEndpoint(ep, ln.Addr()),
 		closed:   make(chan struct{}),
 		trace:    ContextTrace(ctx),
+		idle:     o.idleTimeout,
+		logger:   o.logger,
 	}
 	if o.maxConns > 0 {
 		l.slots = make(chan struct{}, o.maxConns)
@@ -119,17 +162,17 @@ func (c *Conduit) Listen(ctx context.Context, uri string, opts ...ListenOption) 
 	return l, nil
 }
 
-func (c *Conduit) listenOne(ctx context.Context, ep resolver.Endpoint, ka *tcpflow.Keepalive) (net.Listener, error) {
+// listenOne listens on ep through its transport with opts; inner
+// endpoints get the same options.
+func (c *Conduit) listenOne(ctx context.Context, ep resolver.Endpoint, opts ListenOptions) (net.Listener, error) {
 	t, ok := c.reg.Transport(ep.Kind())
 	if !ok {
 		return nil, errors.Join(ErrNoTransport, errorf("kind %q", ep.Kind()))
 	}
-	return t.Listen(ctx, ep, ListenOptions{
-		Keepalive: ka,
-		Listen: func(ctx context.Context, inner resolver.Endpoint) (net.Listener, error) {
-			return c.listenOne(ctx, inner, ka)
-		},
-	})
+	opts.Listen = func(ctx context.Context, inner resolver.Endpoint) (net.Listener, error) {
+		return c.listenOne(ctx, inner, opts)
+	}
+	return t.Listen(ctx, ep, opts)
 }
 
 // boundEndpoint replaces a port 0 in ep with the port the listener got.
@@ -208,13 +251,13 @@ func (l *Listener) Accept() (net.Conn, error) {
 }
 
 // AcceptFlow waits for and returns the next flow. With a connection
-// limit, it first waits for a free slot.
+// limit it first waits for a free slot, and only then accepts (see
+// WithMaxConns). With an idle timeout the flow ends when idle (see
+// WithIdleTimeout).
 func (l *Listener) AcceptFlow() (Flow, error) {
 	if l.slots != nil {
-		select {
-		case l.slots <- struct{}{}:
-		case <-l.closed:
-			return nil, &OpError{Op: "accept", URI: l.uri, Endpoint: l.ep, Err: net.ErrClosed}
+		if err := l.takeSlot(); err != nil {
+			return nil, err
 		}
 	}
 	conn, err := l.Listener.Accept()
@@ -226,10 +269,35 @@ func (l *Listener) AcceptFlow() (Flow, error) {
 	}
 	l.trace.accept(conn.LocalAddr(), conn.RemoteAddr())
 	f := AsFlow(conn)
+	if l.idle > 0 {
+		f = newIdleFlow(f, l.idle)
+	}
 	if l.slots != nil {
 		f = &limitedFlow{Flow: f, release: func() { <-l.slots }}
 	}
 	return f, nil
+}
+
+// takeSlot waits for a free slot of the connection limit, logging when
+// the listener reaches the limit (once until a slot is taken without
+// waiting again).
+func (l *Listener) takeSlot() error {
+	select {
+	case l.slots <- struct{}{}:
+		l.atLimit.Store(false)
+		return nil
+	default:
+	}
+	if !l.atLimit.Swap(true) && l.logger != nil {
+		l.logger.Debug("conduit: listener at its connection limit; new connections wait in the backlog",
+			"listener", l.URI(), "max_conns", cap(l.slots))
+	}
+	select {
+	case l.slots <- struct{}{}:
+		return nil
+	case <-l.closed:
+		return &OpError{Op: "accept", URI: l.uri, Endpoint: l.ep, Err: net.ErrClosed}
+	}
 }
 
 // Close stops accepting. It is idempotent.

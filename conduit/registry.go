@@ -2,10 +2,12 @@ package conduit
 
 import (
 	"context"
+	"log/slog"
 	"net"
 	"net/url"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/conduit-go/conduit/resolver"
 	"github.com/conduit-go/conduit/tcpflow"
@@ -38,6 +40,15 @@ type ListenOptions struct {
 	// Listen listens on another endpoint through the same Conduit.
 	// Wrapping transports (TLS) use it for their inner endpoint.
 	Listen func(ctx context.Context, ep resolver.Endpoint) (net.Listener, error)
+	// HandshakeTimeout and MaxHandshakes bound the server handshakes of
+	// transports that have one (see WithHandshakeTimeout and
+	// WithMaxHandshakes): zero means the defaults, a negative
+	// HandshakeTimeout no deadline. Others ignore them.
+	HandshakeTimeout time.Duration
+	MaxHandshakes    int
+	// Logger, when non-nil, receives the transport's records about
+	// accepted connections (a failed handshake, at debug level).
+	Logger *slog.Logger
 }
 
 // SchemeFunc parses a URI of a custom scheme into endpoints, for example

@@ -3,6 +3,7 @@ package conduit
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"sync"
 	"time"
@@ -28,9 +29,31 @@ var ErrServerClosed = errors.New("conduit: server closed")
 // own goroutine, and shuts down gracefully. The zero value needs only a
 // Handler. A Server serves one listener at a time and is not reused
 // after Shutdown or Close.
+//
+// A temporary accept error (EMFILE, ENFILE, ENOBUFS, ENOMEM,
+// ECONNABORTED, EINTR and the like, wrapped or not) does not end Serve:
+// it is logged and the accept retried after 5 ms, doubling up to 1 s
+// while the errors last; Shutdown and Close interrupt the wait.
 type Server struct {
 	// Handler serves each accepted flow.
 	Handler Handler
+
+	// Logger, when non-nil, receives the server's records: accept
+	// errors it retries (warn) and failed handshakes (debug). Nil means
+	// the listener's logger when it is a *Listener, else no logging.
+	Logger *slog.Logger
+
+	// HandshakeTimeout bounds the handshake that Serve runs before the
+	// handler on a flow with a Handshake(context.Context) error method
+	// that has not handshaken yet (a *tlsflow.Conn of
+	// tlsflow.NewListener); on failure the flow is closed without
+	// calling the handler. Flows of a conduit TLS listener have already
+	// handshaken. Zero means DefaultHandshakeTimeout; a negative value,
+	// no deadline.
+	HandshakeTimeout time.Duration
+
+	// newTimer makes the back-off's timers; tests inject it.
+	newTimer func(d time.Duration) (<-chan time.Time, func() bool)
 
 	mu       sync.Mutex
 	ln       net.Listener
@@ -39,7 +62,9 @@ type Server struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
 	done     bool
+	quit     chan struct{} // closed when done is set
 	serving  chan struct{} // closed when Serve returns
+	log      *slog.Logger  // Logger or the listener's, set by Serve
 }
 
 func (s *Server) initLocked() {
@@ -47,12 +72,14 @@ func (s *Server) initLocked() {
 		s.ctx, s.cancel = context.WithCancel(context.Background())
 		s.conns = make(map[Flow]struct{})
 		s.serving = make(chan struct{})
+		s.quit = make(chan struct{})
 	}
 }
 
-// Serve accepts flows on ln until Shutdown or Close, or until ln fails,
-// and returns ErrServerClosed after a shutdown. It closes ln when it
-// returns.
+// Serve accepts flows on ln until Shutdown or Close, until ln is closed
+// or until it fails with an error that is not temporary, and returns
+// ErrServerClosed after a shutdown, the listener's error otherwise. It
+// closes ln when it returns.
 func (s *Server) Serve(ln net.Listener) error {
 	s.mu.Lock()
 	s.initLocked()
@@ -66,21 +93,34 @@ func (s *Server) Serve(ln net.Listener) error {
 		return errorf("serve: the server is already serving %s", s.ln.Addr())
 	}
 	s.ln = ln
+	s.log = s.Logger
+	if l, ok := ln.(*Listener); ok && s.log == nil {
+		s.log = l.logger
+	}
 	s.mu.Unlock()
 	defer close(s.serving)
 	defer ln.Close()
 
+	var backoff acceptBackoff
 	for {
 		conn, err := ln.Accept()
 		if err != nil {
-			s.mu.Lock()
-			done := s.done
-			s.mu.Unlock()
-			if done {
+			if s.isDone() {
 				return ErrServerClosed
 			}
-			return err
+			if !isTemporaryAccept(err) {
+				return err
+			}
+			d := backoff.next()
+			if s.log != nil {
+				s.log.Warn("conduit: accept failed; retrying", "listener", listenerURI(ln), "err", err, "retry_in", d)
+			}
+			if !s.pause(d) {
+				return ErrServerClosed
+			}
+			continue
 		}
+		backoff.reset()
 		f := AsFlow(conn)
 		s.mu.Lock()
 		if s.done {
@@ -95,6 +135,37 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 }
 
+func (s *Server) isDone() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.done
+}
+
+// pause waits d before the next accept; it reports false if the server
+// shut down meanwhile.
+func (s *Server) pause(d time.Duration) bool {
+	newTimer := s.newTimer
+	if newTimer == nil {
+		newTimer = func(d time.Duration) (<-chan time.Time, func() bool) {
+			t := time.NewTimer(d)
+			return t.C, t.Stop
+		}
+	}
+	c, stop := newTimer(d)
+	defer stop()
+	select {
+	case <-c:
+		return true
+	case <-s.quit:
+		return false
+	}
+}
+
+// handshaker is a flow that runs its handshake on demand.
+type handshaker interface {
+	Handshake(ctx context.Context) error
+}
+
 func (s *Server) handle(f Flow) {
 	defer s.handlers.Done()
 	defer func() {
@@ -103,6 +174,23 @@ func (s *Server) handle(f Flow) {
 		delete(s.conns, f)
 		s.mu.Unlock()
 	}()
+	if hs, ok := f.(handshaker); ok {
+		ctx, cancel := s.ctx, context.CancelFunc(func() {})
+		if d := s.HandshakeTimeout; d >= 0 {
+			if d == 0 {
+				d = DefaultHandshakeTimeout
+			}
+			ctx, cancel = context.WithTimeout(s.ctx, d)
+		}
+		err := hs.Handshake(ctx)
+		cancel()
+		if err != nil {
+			if s.log != nil {
+				s.log.Debug("conduit: handshake failed", "remote", f.RemoteAddr().String(), "err", err)
+			}
+			return
+		}
+	}
 	s.Handler.ServeFlow(s.ctx, f)
 }
 
@@ -112,7 +200,10 @@ func (s *Server) handle(f Flow) {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.initLocked()
-	s.done = true
+	if !s.done {
+		s.done = true
+		close(s.quit)
+	}
 	ln := s.ln
 	s.mu.Unlock()
 	if ln != nil {
@@ -187,6 +278,9 @@ func ServeListener(ctx context.Context, ln net.Listener, h Handler, grace time.D
 	case err := <-errc:
 		// The listener failed: stop the handlers too.
 		srv.Close()
+		if _, ok := err.(*OpError); ok {
+			return err // a *Listener's accept error already names it
+		}
 		return &OpError{Op: "serve", URI: listenerURI(ln), Err: err}
 	case <-ctx.Done():
 	}

@@ -60,9 +60,11 @@ func (t *TLSTransport) Dial(ctx context.Context, ep resolver.Endpoint, opts Dial
 	return conn, nil
 }
 
-// Listen listens on the inner endpoint; accepted connections run the
-// server handshake on first use (tlsflow.Listener), so a slow client
-// cannot hold up the others.
+// Listen listens on the inner endpoint and runs the server handshake of
+// every accepted connection in a goroutine of its own
+// (tlsflow.HandshakeListener): Accept returns only flows whose
+// handshake has completed, so a client that stalls its handshake holds
+// up no one and no connection slot; it is closed at opts.HandshakeTimeout.
 func (t *TLSTransport) Listen(ctx context.Context, ep resolver.Endpoint, opts ListenOptions) (net.Listener, error) {
 	e, ok := ep.(resolver.TLS)
 	if !ok {
@@ -79,5 +81,16 @@ func (t *TLSTransport) Listen(ctx context.Context, ep resolver.Endpoint, opts Li
 	if err != nil {
 		return nil, err
 	}
-	return tlsflow.NewListener(inner, srv), nil
+	lo := tlsflow.ListenerOptions{HandshakeTimeout: opts.HandshakeTimeout, MaxHandshakes: opts.MaxHandshakes}
+	if log := opts.Logger; log != nil {
+		lo.HandshakeError = func(remote net.Addr, err error) {
+			log.Debug("conduit: tls handshake failed", "listener", ep.String(), "remote", remote.String(), "err", err)
+		}
+	}
+	ln, err := tlsflow.NewHandshakeListener(inner, srv, lo)
+	if err != nil {
+		inner.Close()
+		return nil, err
+	}
+	return ln, nil
 }
