@@ -16,11 +16,16 @@ type Config struct {
 	// Dir is the rendezvous store directory. Empty means
 	// $CONDUIT_VCHAN_DIR, else $XDG_RUNTIME_DIR/conduit-vchan, else
 	// os.TempDir()/conduit-vchan-<uid>. All endpoints that talk to each
-	// other must use the same store.
+	// other must use the same store. It is created (mode 0700) if
+	// missing, and refused with ErrUnsafeStore unless it is owned by this
+	// user and not writable by group or others, and the directories
+	// above it are owned by root or this user and not writable by others
+	// (or sticky, as /tmp): see docs/vchan.md.
 	Dir string
 	// Domid is this endpoint's domain id, 1..32751. Zero allocates a
 	// fresh, unused domid in the store for each listener and each
-	// dialled connection (so Domid 0, Xen's dom0, cannot be chosen).
+	// dialled connection (so Domid 0, Xen's dom0, cannot be chosen: no
+	// domain of this backend is 0, and Dial refuses domid 0).
 	// A domid is owned by one process: using one that a live process
 	// holds fails with ErrInUse; one left by a dead process is reclaimed.
 	Domid int

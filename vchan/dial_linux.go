@@ -3,6 +3,7 @@ package vchan
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"net"
 	"os"
@@ -16,9 +17,13 @@ import (
 )
 
 // Dial connects to the listener on port of domain domid
-// (vchan://DOMID/PORT). The context governs only the setup, not the
-// connection's life. Errors are *Error; nothing listening gives
-// ErrRefused.
+// (vchan://DOMID/PORT), 1..32751: domid 0 is refused, since 0 only asks
+// Listen to allocate a domid (dial the one the listener reports). The
+// context governs only the setup, not the connection's life. Errors are
+// *Error; nothing listening gives ErrRefused; a listener this process may
+// not talk to (another user's, or one that is not dumpable) fails at once
+// with an error matching fs.ErrPermission; a store another user could
+// change gives ErrUnsafeStore.
 func Dial(ctx context.Context, cfg *Config, domid int, port string) (*Conn, error) {
 	raddr := &Addr{Domid: domid, Port: port}
 	if err := checkDomid(domid); err != nil {
@@ -69,9 +74,21 @@ func dial(ctx context.Context, cfg *Config, raddr *Addr) (*Conn, error) {
 	if err != nil || !srv.alive() {
 		return nil, ErrRefused
 	}
-	bell := st.listenPath(raddr.Domid, raddr.Port)
-	if !exists(bell) {
-		return nil, ErrRefused
+	// Map the listener's doorbell before anything is written to the
+	// store: a listener whose memory this process may not open (another
+	// user's, or one that is not dumpable) fails the dial at once.
+	bell, err := openDoorbell(st.listenPath(raddr.Domid, raddr.Port), srv)
+	switch {
+	case errors.Is(err, ErrProtocol), errors.Is(err, fs.ErrPermission):
+		return nil, err
+	case err != nil:
+		return nil, ErrRefused // no such port, or the listener just closed
+	}
+	defer bell.close()
+	// A listener running as another user could not read the request
+	// (its directory is this user's, mode 0700): it would never answer.
+	if uid, err := srv.fsUID(); err == nil && uid != 0 && uid != os.Geteuid() {
+		return nil, &accessError{msg: fmt.Sprintf("the listener (pid %d) runs as uid %d and cannot read the requests of this user (uid %d)", srv.pid, uid, os.Geteuid())}
 	}
 	var myDomid int
 	if cfg != nil {
@@ -88,43 +105,26 @@ func dial(ctx context.Context, cfg *Config, raddr *Addr) (*Conn, error) {
 		}
 	}()
 
-	// Post the request: <srv>/data/vchan/<cli>/<port>/client-pid.
+	// Post the request: <srv>/data/vchan/<cli>/<port>/client-pid. On
+	// every error the request and, when it is left empty, the <cli>
+	// directory are removed.
 	req := st.requestDir(raddr.Domid, dom.id, raddr.Port)
-	if err := os.MkdirAll(filepath.Dir(req), 0o700); err != nil {
-		return nil, err
-	}
-	self := selfProc()
-	for attempt := 0; ; attempt++ {
-		tmp := filepath.Join(filepath.Dir(req), randName(".req-"))
-		if err := os.Mkdir(tmp, 0o700); err != nil {
-			return nil, err
-		}
-		if err := os.WriteFile(filepath.Join(tmp, "client-pid"), []byte(self.String()), 0o600); err != nil {
-			os.RemoveAll(tmp)
-			return nil, err
-		}
-		err := os.Rename(tmp, req)
-		if err == nil {
-			break
-		}
-		os.RemoveAll(tmp)
-		if p, perr := readProc(filepath.Join(req, "client-pid")); attempt < 3 && (perr != nil || !p.alive()) {
-			st.removeDir(req) // stale request of a dead client
-			continue
-		}
-		return nil, ErrInUse
-	}
+	posted := false
 	defer func() {
-		if !ok {
-			st.removeDir(req)
+		if ok {
+			return
+		}
+		if posted {
+			st.removeRequest(req)
+		} else {
+			os.Remove(filepath.Dir(req)) // only if empty
 		}
 	}()
-	if err := ringDoorbell(bell, srv); err != nil {
-		if errors.Is(err, ErrProtocol) {
-			return nil, err
-		}
-		return nil, ErrRefused
+	if err := st.postRequest(req); err != nil {
+		return nil, err
 	}
+	posted = true
+	bell.ring()
 
 	// Wait for the server to publish the ring.
 	wait := 20 * time.Microsecond
@@ -143,7 +143,7 @@ func dial(ctx context.Context, cfg *Config, raddr *Addr) (*Conn, error) {
 			if !srv.alive() {
 				return nil, ErrPeerDied
 			}
-			if !exists(bell) || !exists(req) {
+			if !exists(st.listenPath(raddr.Domid, raddr.Port)) || !exists(req) {
 				return nil, ErrRefused // the listener closed
 			}
 		}
@@ -157,7 +157,7 @@ func dial(ctx context.Context, cfg *Config, raddr *Addr) (*Conn, error) {
 	be.signal()
 	// The mapping outlives the files: nothing of the connection is left
 	// in the store.
-	st.removeDir(req)
+	st.removeRequest(req)
 	ok = true
 	laddr := &Addr{Domid: dom.id, Port: raddr.Port}
 	return newConn(e, be, laddr, raddr, cfg, dom.release), nil
@@ -187,8 +187,10 @@ type Listener struct {
 var _ net.Listener = (*Listener)(nil)
 
 // Listen registers port in this process's domain (Config.Domid, or a
-// fresh domid) and, if Config.Name is set, the name. Stale entries of
-// dead processes are cleaned first. The context governs only the setup.
+// fresh domid when it is 0, as for vchan://0/PORT; Domid reports it) and,
+// if Config.Name is set, the name. Stale entries of dead processes are
+// cleaned first. The context governs only the setup. A store another user
+// could change gives ErrUnsafeStore.
 func Listen(ctx context.Context, cfg *Config, port string) (*Listener, error) {
 	l, err := listen(ctx, cfg.Clone(), port)
 	if err != nil {
@@ -343,7 +345,7 @@ func (l *Listener) tryAccept() (*Conn, error) {
 		}
 		p, err := readProc(filepath.Join(req, "client-pid"))
 		if err != nil || !p.alive() {
-			l.st.removeDir(req) // a dead client's
+			l.st.removeRequest(req) // a dead client's
 			continue
 		}
 		if exists(filepath.Join(req, "ring-ref")) {
@@ -351,7 +353,7 @@ func (l *Listener) tryAccept() (*Conn, error) {
 		}
 		m, be, err := createRing(req, l.rd, l.wr, p)
 		if err != nil {
-			l.st.removeDir(req)
+			l.st.removeRequest(req)
 			continue
 		}
 		en := newEndpoint(true, m, be)
@@ -361,7 +363,7 @@ func (l *Listener) tryAccept() (*Conn, error) {
 			// (even after we closed: it still reads what we wrote) or
 			// when it gives up; remove it here only if it died first.
 			if q, err := readProc(filepath.Join(req, "client-pid")); err == nil && q == p && !p.alive() {
-				l.st.removeDir(req)
+				l.st.removeRequest(req)
 			}
 		}
 		c := newConn(en, be, l.addr, raddr, l.cfg, onClose)

@@ -21,6 +21,14 @@
 // Write fail with ErrPeerClosed (net.ErrClosed), and a peer process that
 // dies is noticed within Config.LivenessInterval (ErrPeerDied).
 //
+// Domains are numbered 1..32751, each held by one process; 0 is never a
+// domain here: it asks Listen for a free domid (vchan://0/PORT to listen
+// on, as TCP port 0 asks for a free port), and Dial refuses it. The store
+// is private to one user: Dial and Listen refuse, with ErrUnsafeStore, a
+// store directory another user could change (as ssh's StrictModes does),
+// and a dial to a listener whose shared memory this process may not open
+// fails at once with an error matching fs.ErrPermission.
+//
 // The Xen primitives (grant pages, event channels, liveness of the peer
 // domain) are behind the small backend interface, so a Xen backend can
 // be added; the in-memory backend drives the same ring code in tests.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -20,6 +21,7 @@ import (
 	"github.com/conduit-go/conduit/internal/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 )
 
 // The test binary re-executes itself as the peer process: with
@@ -30,6 +32,7 @@ const (
 	helperDomid = "VCHAN_TEST_DOMID"
 	helperIdle  = "VCHAN_TEST_IDLE"
 	bulkSize    = 16 << 20
+	nobody      = 65534 // the uid and gid of another user in the tests that need one
 )
 
 // cpuTime returns the user and system CPU time this process has used.
@@ -210,6 +213,46 @@ func helperMain() int {
 			return fail(fmt.Errorf("idle Read: %v", err))
 		}
 		fmt.Fprintf(os.Stderr, "idle %d %d\n", cpu, wall)
+		return 0
+	case "listen", "listen-nodump": // listen (then become non-dumpable), never accept
+		l, err := Listen(ctx, cfg, "p")
+		if err != nil {
+			return fail(err)
+		}
+		defer l.Close()
+		if os.Getenv(helperEnv) == "listen-nodump" {
+			if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+				return fail(err)
+			}
+		}
+		fmt.Fprintf(os.Stderr, "ready %d\n", l.Domid())
+		time.Sleep(time.Minute) // killed by the test's cleanup
+		return 0
+	case "listen-drop": // listen, drop root for nobody (as a daemon does), never accept
+		l, err := Listen(ctx, cfg, "p")
+		if err != nil {
+			return fail(err)
+		}
+		defer l.Close()
+		if err := syscall.Setgid(nobody); err != nil {
+			return fail(err)
+		}
+		if err := syscall.Setuid(nobody); err != nil {
+			return fail(err)
+		}
+		fmt.Fprintf(os.Stderr, "ready %d\n", l.Domid())
+		time.Sleep(time.Minute) // killed by the test's cleanup
+		return 0
+	case "dial": // dial port p, report how it failed
+		domid, _ := strconv.Atoi(os.Getenv(helperDomid))
+		dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		c, err := Dial(dctx, cfg, domid, "p")
+		if err == nil {
+			c.Close()
+		}
+		fmt.Fprintf(os.Stderr, "dialed permission=%v deadline=%v err=%v\n",
+			errors.Is(err, fs.ErrPermission), errors.Is(err, context.DeadlineExceeded), err)
 		return 0
 	case "die": // dial, write a while, then SIGKILL ourselves mid-transfer
 		domid, _ := strconv.Atoi(os.Getenv(helperDomid))

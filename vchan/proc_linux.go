@@ -89,3 +89,24 @@ func readProc(path string) (procID, error) {
 	}
 	return parseProc(b)
 }
+
+// fsUID returns the user id the process uses to access files (the fourth
+// field of the Uid line of /proc/PID/status, readable by everyone).
+func (p procID) fsUID() (int, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.pid))
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		rest, ok := strings.CutPrefix(line, "Uid:")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(rest)
+		if len(f) != 4 {
+			break
+		}
+		return strconv.Atoi(f[3])
+	}
+	return 0, errors.New("vchan: malformed /proc status")
+}

@@ -32,8 +32,17 @@ import (
 // whoever finds them.
 type store struct{ dir string }
 
+// openStore opens the store at dir, creating it (mode 0700) if needed,
+// and refuses it with ErrUnsafeStore if another user could change it
+// (checkStore).
 func openStore(dir string) (*store, error) {
-	if err := os.MkdirAll(filepath.Join(dir, "names"), 0o700); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	if err := checkStore(dir); err != nil {
+		return nil, err
+	}
+	if err := os.Mkdir(filepath.Join(dir, "names"), 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 		return nil, err
 	}
 	return &store{dir: dir}, nil
@@ -154,6 +163,52 @@ func (s *store) removeDir(path string) {
 	}
 }
 
+// postRequest creates the connection request directory req
+// (<srv>/data/vchan/<cli>/<port>) with this process in client-pid,
+// atomically. A stale request of a dead client in its place is replaced;
+// a live one fails with ErrInUse. A listener that is gone (no
+// <srv>/data/vchan) gives ErrRefused.
+func (s *store) postRequest(req string) error {
+	cliDir := filepath.Dir(req)
+	self := selfProc()
+	for attempt := 0; ; attempt++ {
+		if err := os.Mkdir(cliDir, 0o700); errors.Is(err, fs.ErrNotExist) {
+			return ErrRefused
+		} else if err != nil && !errors.Is(err, fs.ErrExist) {
+			return err
+		}
+		tmp := filepath.Join(cliDir, randName(".req-"))
+		if err := os.Mkdir(tmp, 0o700); err != nil {
+			if errors.Is(err, fs.ErrNotExist) && attempt < 8 {
+				continue // cliDir was removed, empty, by another request's cleanup
+			}
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(tmp, "client-pid"), []byte(self.String()), 0o600); err != nil {
+			os.RemoveAll(tmp)
+			return err
+		}
+		err := os.Rename(tmp, req)
+		if err == nil {
+			return nil
+		}
+		os.RemoveAll(tmp)
+		if p, perr := readProc(filepath.Join(req, "client-pid")); attempt < 3 && (perr != nil || !p.alive()) {
+			s.removeDir(req) // stale request of a dead client
+			continue
+		}
+		return ErrInUse
+	}
+}
+
+// removeRequest removes a connection request directory and, if that
+// leaves it empty, its client's directory (<srv>/data/vchan/<cli>): a
+// later request creates it again.
+func (s *store) removeRequest(req string) {
+	s.removeDir(req)
+	os.Remove(filepath.Dir(req)) // fails, harmlessly, unless empty
+}
+
 // register registers domid id for this process; id 0 allocates the lowest
 // free one. A domid held by a dead process is reclaimed; one held by this
 // process is shared (and not removed by release).
@@ -264,9 +319,10 @@ func (s *store) lookupName(name string) (int, error) {
 }
 
 // cleanStale removes the domains of dead processes, name entries
-// pointing at no live domain, and the temporary entries (.new-, .trash-,
-// .tmp-, .req-) of dead processes: in the store, in names/, and in the
-// listen/ and data/vchan/<cli>/ directories of live domains.
+// pointing at no live domain, the temporary entries (.new-, .trash-,
+// .tmp-, .req-) of dead processes (in the store, in names/, and in the
+// listen/ and data/vchan/<cli>/ directories of live domains), and empty
+// data/vchan/<cli>/ directories.
 func (s *store) cleanStale() {
 	unlock, err := s.lock()
 	if err != nil {
@@ -285,7 +341,9 @@ func (s *store) cleanStale() {
 			clis, _ := os.ReadDir(filepath.Join(dom, "data", "vchan"))
 			for _, c := range clis {
 				if c.IsDir() {
-					sweepLeftovers(filepath.Join(dom, "data", "vchan", c.Name()))
+					cliDir := filepath.Join(dom, "data", "vchan", c.Name())
+					sweepLeftovers(cliDir)
+					os.Remove(cliDir) // only if empty: left by a killed client
 				}
 			}
 			continue
