@@ -6,10 +6,15 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strconv"
+	"strings"
 	"syscall"
+
+	"github.com/hashicorp/go-multierror"
 
 	"github.com/conduit-go/conduit/resolver"
 	"github.com/conduit-go/conduit/tcpflow"
+	"github.com/conduit-go/conduit/vchan"
 )
 
 // Sentinel errors. Test for them with errors.Is: the errors conduit
@@ -51,6 +56,12 @@ type OpError struct {
 	Err error
 }
 
+// Error returns one line: "conduit: OP URI (ENDPOINT): cause", where the
+// endpoint is left out when it reads as the URI, and the cause is told
+// once: the layers below that only repeat the operation, the URI or the
+// endpoint (a *resolver.URIError of the same URI, a transport's error of
+// the same operation) and their package prefixes are left out of the
+// message. errors.Is and errors.As still see every layer.
 func (e *OpError) Error() string {
 	s := "conduit: " + e.Op
 	if e.URI != "" {
@@ -60,9 +71,81 @@ func (e *OpError) Error() string {
 		s += " (" + e.Endpoint.String() + ")"
 	}
 	if e.Err != nil {
-		s += ": " + e.Err.Error()
+		s += ": " + e.cause()
 	}
 	return s
+}
+
+// cause is the message of e.Err without what e's own message says.
+func (e *OpError) cause() string {
+	err := e.Err
+	for {
+		var next error
+		switch x := err.(type) {
+		case *resolver.URIError:
+			if x.URI == e.URI {
+				next = x.Err
+			}
+		case *tcpflow.Error:
+			if x.Op == e.Op {
+				next = x.Kind
+				if next == nil {
+					next = x.Err
+				}
+			}
+		case *vchan.Error:
+			if x.Op == e.Op {
+				next = x.Err
+			}
+		case *net.OpError:
+			if x.Op == e.Op && e.Endpoint != nil {
+				next = x.Err
+			}
+		case *multierror.Error:
+			return e.attempts(x.Errors)
+		}
+		if next == nil {
+			return trimPackage(err.Error())
+		}
+		err = next
+	}
+}
+
+// attempts formats the errors of several attempts at e's operation, each
+// as "ENDPOINT: cause" when it is an *OpError of the same operation and
+// URI.
+func (e *OpError) attempts(errs []error) string {
+	parts := make([]string, len(errs))
+	for i, err := range errs {
+		var oe *OpError
+		if errors.As(err, &oe) && oe.Op == e.Op && oe.URI == e.URI {
+			parts[i] = oe.cause()
+			if oe.Endpoint != nil {
+				parts[i] = oe.Endpoint.String() + ": " + parts[i]
+			}
+			continue
+		}
+		parts[i] = trimPackage(err.Error())
+	}
+	return "all " + strconv.Itoa(len(errs)) + " attempts failed: " + strings.Join(parts, "; ")
+}
+
+// packagePrefixes are the prefixes of this module's packages' messages,
+// left out inside a conduit message so that only one prefix leads.
+var packagePrefixes = []string{"conduit: ", "tcpflow: ", "tlsflow: ", "resolver: ", "vchan: ", "dns: "}
+
+// trimPackage removes the package prefixes leading msg.
+func trimPackage(msg string) string {
+	for {
+		trimmed := msg
+		for _, p := range packagePrefixes {
+			trimmed = strings.TrimPrefix(trimmed, p)
+		}
+		if trimmed == msg {
+			return msg
+		}
+		msg = trimmed
+	}
 }
 
 // Unwrap returns the cause.

@@ -38,7 +38,8 @@ type URIError struct {
 
 // Error returns `resolver: URI "…": ` followed by what is wrong.
 func (e *URIError) Error() string {
-	return fmt.Sprintf("resolver: URI %q: %v", e.URI, e.Err)
+	// A DNS error's own "dns: " prefix is not stacked after ours.
+	return fmt.Sprintf("resolver: URI %q: %s", e.URI, strings.TrimPrefix(fmt.Sprint(e.Err), "dns: "))
 }
 
 // Unwrap returns e.Err.
@@ -355,7 +356,26 @@ func (p *parsedURI) parseHost(uri, host string, literal netip.Addr) error {
 	return nil
 }
 
-// parseVchan checks the DOMID-or-NAME and /PORT of a vchan URI.
+// maxDomid is the largest domain id of a vchan URI: Xen reserves the ids
+// from DOMID_FIRST_RESERVED (0x7FF0) up.
+const maxDomid = 0x7FEF
+
+// vchanEndpoints returns the endpoint of a vchan or tls+vchan URI. Domain
+// id 0 asks the listener for a free domain id, as TCP port 0 asks for a
+// free port: it is only valid to listen on.
+func (p *parsedURI) vchanEndpoints(uri string, listen bool) ([]Endpoint, error) {
+	if p.domid == 0 && !listen {
+		return nil, malformed(uri, "domain id 0 is only valid to listen on (it allocates a free one); dial the domain id the listener reports")
+	}
+	ep := p.vchan()
+	if p.kind == schemeTLSVchan {
+		ep = TLS{ServerName: p.serverName("localhost"), Inner: ep}
+	}
+	return []Endpoint{ep}, nil
+}
+
+// parseVchan checks the DOMID-or-NAME and /PORT of a vchan URI. DOMID is
+// 0-32751, 0 only to listen on (vchanEndpoints).
 func (p *parsedURI) parseVchan(uri, host string, bracketed, hasPort bool) error {
 	if bracketed {
 		return malformed(uri, "a vchan URI names a domain id or name, not an IP address")
@@ -368,8 +388,8 @@ func (p *parsedURI) parseVchan(uri, host string, bracketed, hasPort bool) error 
 	}
 	if strings.Trim(host, "0123456789") == "" {
 		n, err := strconv.ParseUint(host, 10, 16)
-		if err != nil || n > 0x7FF0 {
-			return malformed(uri, "domain id %s out of range (0-32752)", host)
+		if err != nil || n > maxDomid {
+			return malformed(uri, "domain id %s out of range (0-%d)", host, maxDomid)
 		}
 		p.domid = int(n)
 	} else {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strings"
 )
 
 // Errors returned by Conn and Listener methods (wrapped in *Error) satisfy
@@ -64,7 +65,8 @@ func (e *Error) Error() string {
 	if e.Addr != nil {
 		s += " " + e.Addr.String()
 	}
-	return s + ": " + e.Err.Error()
+	// The cause's own "vchan: " is not repeated.
+	return s + ": " + strings.TrimPrefix(e.Err.Error(), "vchan: ")
 }
 
 // Unwrap returns the cause.

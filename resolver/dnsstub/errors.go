@@ -99,7 +99,7 @@ func (e *ServerError) Error() string {
 	if e.Rcode >= 0 {
 		return e.Server + ": " + dns.RcodeToString[e.Rcode]
 	}
-	return e.Server + ": " + e.Err.Error()
+	return e.Server + ": " + strings.TrimPrefix(e.Err.Error(), "dns: ") // inside a "dns: " message
 }
 
 func (e *ServerError) Unwrap() error { return e.Err }
