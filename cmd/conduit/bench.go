@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"slices"
@@ -25,66 +24,56 @@ type benchResult struct {
 	LatencyMaxus   float64 `json:"latency_max_us"`
 }
 
-func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var com common
-	com.register(fs)
-	duration := fs.Duration("duration", 3*time.Second, "how long each phase runs")
-	size := fs.Int("size", 64<<10, "bytes per write in the throughput phase")
-	msg := fs.Int("msg", 1, "bytes per message in the latency phase")
-	asJSON := fs.Bool("json", false, "print the result as JSON")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, `usage: conduit bench [flags] URI
-
-Measures an echo peer ("conduit listen --echo URI"): throughput (one flow
-writing --size chunks for --duration while reading the echo back) and
-round-trip latency percentiles (--msg byte messages, one at a time).
-
-Examples:
-  conduit listen --echo tcp://127.0.0.1:7000 &
-  conduit bench tcp://127.0.0.1:7000
-  conduit bench --json --duration 1s unix:///tmp/echo.sock
-
-Flags:`)
-		fs.PrintDefaults()
+func runBench(ctx context.Context, o *options, args []string, s *stdio) int {
+	cmd := s.cmd
+	uri := args[0]
+	if err := o.checkTLSFlags("", uri); err != nil {
+		return fail(s.log, cmd, err)
 	}
-	if err := fs.Parse(args); err != nil {
-		return exitParse(err)
-	}
-	if fs.NArg() != 1 || *size < 1 || *msg < 1 || *duration <= 0 {
-		fs.Usage()
-		return 2
-	}
-	uri := fs.Arg(0)
-	c, _, err := com.build()
+	c, _, err := o.build()
 	if err != nil {
-		return fail(stderr, err)
+		return fail(s.log, cmd, err)
 	}
-	defer func() { c.Close(); com.close() }()
+	defer func() { c.Close(); o.close() }()
 	dial := func() (conduit.Flow, error) {
-		dctx, cancel := context.WithTimeout(ctx, com.timeout)
+		dctx, cancel := o.withTimeout(ctx)
 		defer cancel()
-		return c.Dial(traceContext(dctx, com.trace, stderr), uri)
+		return c.Dial(o.traceContext(dctx, s.log), uri)
 	}
-	res := benchResult{URI: uri, Seconds: duration.Seconds()}
+	// deadline bounds a phase: its duration plus --timeout for the echo
+	// of the last bytes (none with --timeout 0). A signal ends it at once.
+	deadline := func(f conduit.Flow, d time.Duration) func() bool {
+		if o.timeout > 0 {
+			f.SetDeadline(time.Now().Add(d + o.timeout))
+		}
+		return context.AfterFunc(ctx, func() { f.SetDeadline(time.Now()) })
+	}
+	interrupted := func() int {
+		s.log.printf("conduit: bench %s: interrupted\n", uri)
+		return 1
+	}
+	res := benchResult{URI: uri, Seconds: o.duration.Seconds()}
 
 	// Throughput.
 	f, err := dial()
 	if err != nil {
-		return fail(stderr, err)
+		return fail(s.log, cmd, err)
 	}
-	var echoed counter
+	stop := deadline(f, o.duration)
+	var echoed, sent counter
 	readDone := make(chan error, 1)
 	go func() {
 		_, err := io.Copy(countingWriter{io.Discard, &echoed}, f)
 		readDone <- err
 	}()
-	buf := make([]byte, *size)
+	buf := make([]byte, o.size)
 	start := time.Now()
 	var werr error
-	for time.Since(start) < *duration && ctx.Err() == nil {
-		if _, werr = f.Write(buf); werr != nil {
+	for time.Since(start) < o.duration && ctx.Err() == nil {
+		var n int
+		n, werr = f.Write(buf)
+		sent.add(n)
+		if werr != nil {
 			break
 		}
 	}
@@ -93,30 +82,61 @@ Flags:`)
 	}
 	rerr := <-readDone
 	elapsed := time.Since(start)
+	stop()
 	f.Close()
-	if werr != nil || rerr != nil {
-		fmt.Fprintf(stderr, "conduit: bench %s: throughput phase failed after %d bytes echoed: %v\n", uri, echoed.n.Load(), plain(firstErr(werr, rerr)))
-		return 1
-	}
 	res.BytesEchoed = echoed.n.Load()
 	res.ThroughputMBps = float64(res.BytesEchoed) / elapsed.Seconds() / 1e6
+	if ctx.Err() != nil {
+		s.printBench(o, res, elapsed)
+		return interrupted()
+	}
+	if res.BytesEchoed == 0 {
+		why := "it sent nothing back"
+		if e := firstErr(werr, rerr); e != nil {
+			why += " (" + plain(e) + ")"
+		}
+		s.log.printf("conduit: bench %s: peer does not echo: %d bytes sent in %.2fs, %s\n", uri, sent.n.Load(), elapsed.Seconds(), why)
+		return 1
+	}
+	if werr != nil || rerr != nil {
+		s.log.printf("conduit: bench %s: throughput phase failed after %d bytes sent and %d echoed: %s\n", uri, sent.n.Load(), res.BytesEchoed, plain(firstErr(werr, rerr)))
+		return 1
+	}
+	if res.BytesEchoed != sent.n.Load() {
+		s.log.printf("conduit: bench %s: the peer echoed %d of the %d bytes sent\n", uri, res.BytesEchoed, sent.n.Load())
+		return 1
+	}
 
 	// Latency.
 	f, err = dial()
 	if err != nil {
-		return fail(stderr, err)
+		return fail(s.log, cmd, err)
 	}
 	defer f.Close()
-	m := make([]byte, *msg)
+	stopL := context.AfterFunc(ctx, func() { f.SetDeadline(time.Now()) })
+	defer stopL()
+	m := make([]byte, o.msg)
 	var rtts []time.Duration
 	start = time.Now()
-	for time.Since(start) < *duration && ctx.Err() == nil {
+	for time.Since(start) < o.duration && ctx.Err() == nil {
 		t0 := time.Now()
-		if _, err := writeNodelay(f, m); err != nil {
-			return fail(stderr, err)
+		if o.timeout > 0 {
+			f.SetDeadline(t0.Add(o.timeout))
 		}
-		if _, err := io.ReadFull(f, m); err != nil {
-			return fail(stderr, err)
+		_, err := writeNodelay(f, m)
+		if err == nil {
+			_, err = io.ReadFull(f, m)
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			if len(rtts) == 0 && isTimeout(err) {
+				s.log.printf("conduit: bench %s: peer does not echo: no answer to a %d-byte message in %v\n", uri, o.msg, o.timeout)
+				return 1
+			}
+			s.log.printf("conduit: bench %s: latency phase failed after %d round trips: %s\n", uri, len(rtts), plain(err))
+			return 1
 		}
 		rtts = append(rtts, time.Since(t0))
 	}
@@ -132,17 +152,24 @@ Flags:`)
 	if len(rtts) > 0 {
 		res.LatencyMaxus = float64(rtts[len(rtts)-1].Nanoseconds()) / 1e3
 	}
+	s.printBench(o, res, elapsed)
+	if ctx.Err() != nil {
+		return interrupted()
+	}
+	return 0
+}
 
-	if *asJSON {
-		enc := json.NewEncoder(stdout)
+// printBench prints the result, as JSON with --json.
+func (s *stdio) printBench(o *options, res benchResult, elapsed time.Duration) {
+	if o.json {
+		enc := json.NewEncoder(s.out)
 		enc.SetIndent("", "  ")
 		enc.Encode(res)
-		return 0
+		return
 	}
-	fmt.Fprintf(stdout, "%s\n  throughput  %.1f MB/s (%s echoed in %.2fs, %d-byte writes)\n  latency     p50 %.1fµs  p90 %.1fµs  p99 %.1fµs  max %.1fµs (%d round trips of %d bytes)\n",
-		uri, res.ThroughputMBps, human(res.BytesEchoed), elapsed.Seconds(), *size,
-		res.LatencyP50us, res.LatencyP90us, res.LatencyP99us, res.LatencyMaxus, res.RoundTrips, *msg)
-	return 0
+	fmt.Fprintf(s.out, "%s\n  throughput  %.1f MB/s (%s echoed in %.2fs, %d-byte writes)\n  latency     p50 %.1fµs  p90 %.1fµs  p99 %.1fµs  max %.1fµs (%d round trips of %d bytes)\n",
+		res.URI, res.ThroughputMBps, human(res.BytesEchoed), elapsed.Seconds(), o.size,
+		res.LatencyP50us, res.LatencyP90us, res.LatencyP99us, res.LatencyMaxus, res.RoundTrips, o.msg)
 }
 
 // writeNodelay pushes b at once when the flow can.

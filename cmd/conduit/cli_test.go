@@ -136,12 +136,12 @@ func TestErrorsAndExitStatus(t *testing.T) {
 		{[]string{"dial", "--keepalive", "1s,2s", "tcp://127.0.0.1:1"}, 2, "AFTER,INTERVAL,PROBES"},
 		{[]string{"dial", "--stack", "bogus", "tcp://127.0.0.1:1"}, 2, "--stack"},
 		{[]string{"dial", "--cert", "x.pem", "tcp://127.0.0.1:1"}, 2, "--cert and --key"},
-		{[]string{"dial", "--nosuchflag", "tcp://127.0.0.1:1"}, 2, "flag provided but not defined"},
-		{[]string{"listen", "--echo", "--discard", "tcp://127.0.0.1:0"}, 2, "usage: conduit listen"},
-		{[]string{"listen", "tls://127.0.0.1:0"}, 1, "certificate"},
-		{[]string{"relay", "tcp://127.0.0.1:0"}, 2, "usage: conduit relay"},
-		{[]string{"bench"}, 2, "usage: conduit bench"},
-		{[]string{"completion", "fish"}, 2, "fish"},
+		{[]string{"dial", "--nosuchflag", "tcp://127.0.0.1:1"}, 2, "unknown flag --nosuchflag"},
+		{[]string{"listen", "--echo", "--discard", "tcp://127.0.0.1:0"}, 2, "--echo, --discard and --exec exclude each other"},
+		{[]string{"listen", "tls://127.0.0.1:0"}, 2, "needs a certificate: pass --cert FILE and --key FILE"},
+		{[]string{"relay", "tcp://127.0.0.1:0"}, 2, "missing DIAL_URI"},
+		{[]string{"bench"}, 2, "missing URI"},
+		{[]string{"completion", "tcsh"}, 2, "tcsh"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			code, _, errOut := runWithInput(t, nil, tc.args...)
@@ -174,7 +174,7 @@ func TestCompletion(t *testing.T) {
 	require.Contains(t, string(out), "#compdef conduit")
 	if bash, err := exec.LookPath("bash"); err == nil {
 		cmd := exec.Command(bash, "-n")
-		cmd.Stdin = strings.NewReader(bashCompletion)
+		cmd.Stdin = strings.NewReader(bashCompletion(commands))
 		msg, err := cmd.CombinedOutput()
 		require.NoError(t, err, "bash -n: %s", msg)
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -44,51 +43,44 @@ type demoEnv struct {
 	directServer, directClient *conduit.Conduit
 }
 
-func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	size := fs.Int("size", 1<<20, "bytes to echo through each transport")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, `usage: conduit demo [--size N]
-
-Starts listeners on loopback for every transport conduit has, dials each by
-URI, echoes a random payload through it and prints a table of what worked.
-Everything runs inside this process and a temporary directory; nothing
-leaves the machine.`)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		return exitParse(err)
-	}
+func runDemo(ctx context.Context, o *options, _ []string, s *stdio) int {
+	stdout, log := s.out, s.log
 	dir, err := os.MkdirTemp("", "conduit-demo-")
 	if err != nil {
-		fmt.Fprintln(stderr, "conduit: demo:", err)
+		log.printf("conduit: demo: scratch directory: %v\n", err)
 		return 1
 	}
 	defer os.RemoveAll(dir)
 
 	env, rows, cleanup, err := demoSetup(ctx, dir)
 	if err != nil {
-		fmt.Fprintln(stderr, "conduit: demo:", err)
+		log.printf("conduit: demo: %s\n", plain(err))
 		return 1
 	}
 	defer cleanup()
 
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "TRANSPORT\tURI\tRESULT\tBYTES\tTIME\tNOTE")
-	failed := 0
+	var failed []string
 	for _, row := range rows {
-		uri, n, d, err := env.exercise(ctx, row, *size)
+		if ctx.Err() != nil {
+			break
+		}
+		uri, n, d, err := env.exercise(ctx, row, o.size)
 		result := "ok"
 		if err != nil {
-			result = "FAILED: " + strings.TrimPrefix(err.Error(), "conduit: ")
-			failed++
+			result = "FAILED: " + strings.ReplaceAll(plain(err), "\n", "; ")
+			failed = append(failed, row.name)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", row.name, uri, result, n, d.Round(10*time.Microsecond), row.note)
 	}
 	tw.Flush()
-	if failed > 0 {
-		fmt.Fprintf(stderr, "conduit: demo: %d of %d transports failed\n", failed, len(rows))
+	if ctx.Err() != nil {
+		log.printf("conduit: demo: interrupted\n")
+		return 1
+	}
+	if len(failed) > 0 {
+		log.printf("conduit: demo: %d of %d transports failed: %s\n", len(failed), len(rows), strings.Join(failed, ", "))
 		return 1
 	}
 	fmt.Fprintf(stdout, "\nall %d transports work\n", len(rows))
@@ -146,7 +138,7 @@ func (env *demoEnv) exercise(ctx context.Context, row demoRow, size int) (string
 	}
 	d := time.Since(start)
 	if err != nil {
-		return uri, len(got), d, err
+		return uri, len(got), d, fmt.Errorf("echo through %s: %w", uri, err)
 	}
 	if !bytes.Equal(got, payload) {
 		return uri, len(got), d, fmt.Errorf("echo differs: sent %d bytes, got %d back", len(payload), len(got))
@@ -174,7 +166,7 @@ func demoSetup(ctx context.Context, dir string) (*demoEnv, []demoRow, func(), er
 
 	tlsRows, err := demoTLS(cfg, dir)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, fmt.Errorf("making the TLS certificates: %w", err)
 	}
 	rows = append(rows, tlsRows...)
 
@@ -182,12 +174,12 @@ func demoSetup(ctx context.Context, dir string) (*demoEnv, []demoRow, func(), er
 	// the SRV records of the listeners below.
 	dnsSrv, ns, err := startDemoDNS()
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, fmt.Errorf("starting the DNS server: %w", err)
 	}
 	res, err := demoResolver(ns)
 	if err != nil {
 		dnsSrv.close()
-		return nil, nil, nil, err
+		return nil, nil, nil, fmt.Errorf("the resolver of the DNS server: %w", err)
 	}
 	cfg.Resolver = res
 	rows = append(rows,
@@ -200,7 +192,7 @@ func demoSetup(ctx context.Context, dir string) (*demoEnv, []demoRow, func(), er
 	if err != nil {
 		res.Close()
 		dnsSrv.close()
-		return nil, nil, nil, err
+		return nil, nil, nil, fmt.Errorf("the userspace TCP stacks: %w", err)
 	}
 	rows = append(rows, demoRow{name: "tcp-direct", listenURI: "tcp://10.255.0.1:80", direct: true,
 		note: "the userspace TCP/IPv4 stack, two stacks over an in-memory link"})

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 	"strings"
@@ -28,16 +29,11 @@ type demoDNS struct {
 // startDemoDNS starts the server on a free loopback port (UDP and TCP).
 func startDemoDNS() (*demoDNS, netip.AddrPort, error) {
 	d := &demoDNS{srv: map[string]uint16{}}
-	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	l, pc, err := bindSamePort()
 	if err != nil {
 		return nil, netip.AddrPort{}, err
 	}
 	addr := pc.LocalAddr().(*net.UDPAddr).AddrPort()
-	l, err := net.Listen("tcp4", addr.String())
-	if err != nil {
-		pc.Close()
-		return nil, netip.AddrPort{}, err
-	}
 	h := dns.HandlerFunc(d.serve)
 	d.udp = &dns.Server{PacketConn: pc, Handler: h}
 	d.tcp = &dns.Server{Listener: l, Handler: h}
@@ -49,6 +45,31 @@ func startDemoDNS() (*demoDNS, netip.AddrPort, error) {
 	<-started
 	<-started
 	return d, addr, nil
+}
+
+// bindAttempts bounds the tries of bindSamePort.
+const bindAttempts = 20
+
+// bindSamePort binds a TCP listener on a free loopback port and a UDP
+// socket on the same port number. The kernel picks a TCP port free for
+// TCP; the UDP port of that number may be taken by another program
+// meanwhile or before, so a failed UDP bind is retried on a fresh TCP
+// port.
+func bindSamePort() (net.Listener, net.PacketConn, error) {
+	var lastErr error
+	for i := 0; i < bindAttempts; i++ {
+		l, err := net.Listen("tcp4", "127.0.0.1:0")
+		if err != nil {
+			return nil, nil, fmt.Errorf("binding its TCP port: %w", err)
+		}
+		pc, err := net.ListenPacket("udp4", l.Addr().String())
+		if err == nil {
+			return l, pc, nil
+		}
+		l.Close()
+		lastErr = err
+	}
+	return nil, nil, fmt.Errorf("binding its UDP port on the number of its TCP port, %d tries: %w", bindAttempts, lastErr)
 }
 
 // register publishes an SRV record for service on port.

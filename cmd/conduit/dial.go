@@ -2,101 +2,68 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
-	"io"
-	"os"
-
-	"golang.org/x/sys/unix"
 )
 
-func runDial(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("dial", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var com common
-	com.register(fs)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, `usage: conduit dial [flags] URI
-
-Connects to URI, copies standard input to it and what it sends to standard
-output. At the end of standard input the write side is half-closed and
-the output keeps flowing until the peer closes; then the exit status is 0.
-
-Examples:
-  echo hello | conduit dial tcp://127.0.0.1:7000
-  conduit dial --ca ca.pem tls://example.test:8443 < request
-  conduit dial unix:///run/app.sock
-  conduit dial --trace https://localhost:8443 < /dev/null
-
-Flags:`)
-		fs.PrintDefaults()
+func runDial(ctx context.Context, o *options, args []string, s *stdio) int {
+	cmd := s.cmd
+	uri := args[0]
+	if err := o.checkTLSFlags("", uri); err != nil {
+		return fail(s.log, cmd, err)
 	}
-	if err := fs.Parse(args); err != nil {
-		return exitParse(err)
-	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return 2
-	}
-	uri := fs.Arg(0)
-	c, _, err := com.build()
+	c, _, err := o.build()
 	if err != nil {
-		return fail(stderr, err)
+		return fail(s.log, cmd, err)
 	}
-	defer func() { c.Close(); com.close() }()
+	defer func() { c.Close(); o.close() }()
 
-	dctx, cancel := context.WithTimeout(ctx, com.timeout)
-	f, err := c.Dial(traceContext(dctx, com.trace, stderr), uri)
+	dctx, cancel := o.withTimeout(ctx)
+	f, err := c.Dial(o.traceContext(dctx, s.log), uri)
 	cancel()
 	if err != nil {
-		return fail(stderr, err)
+		if ctx.Err() != nil {
+			s.log.printf("conduit: dial %s: interrupted\n", uri)
+			return 1
+		}
+		return fail(s.log, cmd, err)
 	}
 	defer f.Close()
-
-	var sent, received counter
-	var prog *progress
-	if showProgress(com.progress, stderr) {
-		prog = startProgress(stderr, &sent, &received)
+	if o.verbose > 0 {
+		s.log.printf("connected %s -> %s\n", f.LocalAddr(), f.RemoteAddr())
 	}
-	// Closing the flow when ctx ends (a signal) unblocks both copies.
-	stopClose := context.AfterFunc(ctx, func() { f.Close() })
-	defer stopClose()
 
-	werr := make(chan error, 1)
-	go func() { werr <- pipe(f, stdin, &sent) }()
-	_, rerr := io.Copy(countingWriter{stdout, &received}, f)
-	var err2 error
-	select {
-	case err2 = <-werr:
-	default:
-		// The peer closed first; what is left of standard input is not
-		// sent. A terminal or pipe cannot be interrupted, so do not wait.
+	t := &transfer{f: f, in: s.in, out: s.out, idle: o.idle}
+	var e *execCmd
+	if o.exec != "" {
+		if e, err = startExec(ctx, o.exec, s.log); err != nil {
+			return fail(s.log, cmd, err)
+		}
+	}
+	var prog *progress
+	if e == nil && showProgress(o.progress, s.out, s.err) {
+		prog = startProgress(s.log, &t.sent, &t.received)
+	}
+	var res result
+	var execErr error
+	if e != nil {
+		res, execErr = transferExec(ctx, t, e)
+	} else {
+		res = t.run(ctx)
 	}
 	prog.stop()
-	if err := errors.Join(rerr, err2); err != nil {
-		if ctx.Err() != nil {
-			err = ctx.Err()
-		}
-		fmt.Fprintf(stderr, "conduit: dial %s: transfer cut short after %d bytes sent and %d received: %v\n",
-			uri, sent.n.Load(), received.n.Load(), plain(err))
-		return 1
+	code := 0
+	if !res.clean() {
+		s.log.printf("%s\n", cutShort("dial "+uri, t, res))
+		code = 1
 	}
-	return 0
-}
-
-// showProgress decides --progress.
-func showProgress(mode string, stderr io.Writer) bool {
-	switch mode {
-	case "on", "true", "1":
-		return true
-	case "off", "false", "0":
-		return false
+	if execErr != nil {
+		s.log.printf("conduit: dial %s: %v\n", uri, execErr)
+		code = 1
+	} else if e != nil && o.verbose > 0 {
+		s.log.printf("exec %q: exit status 0\n", o.exec)
 	}
-	f, ok := stderr.(*os.File)
-	if !ok {
-		return false
+	if code == 0 && o.verbose > 0 {
+		s.log.printf("%s\n", fmt.Sprintf("done: %d bytes sent, %d received", t.sent.n.Load(), t.received.n.Load()))
 	}
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	return err == nil
+	return code
 }

@@ -146,7 +146,7 @@ func TestE2EErrors(t *testing.T) {
 		re   string
 	}{
 		{[]string{"dial", "tcp://127.0.0.1:1"}, 1, `^conduit: dial tcp://127\.0\.0\.1:1: .*connection refused\n$`},
-		{[]string{"dial", "ftp:/x"}, 2, `^conduit: dial ftp:/x: .*\nconduit: run with --help`},
+		{[]string{"dial", "ftp:/x"}, 2, `^conduit: dial ftp:/x: .*\(see conduit dial --help\)\n$`},
 		{[]string{"dial", "bogus://h:1"}, 2, `unknown scheme "bogus"`},
 		{[]string{"dial", "unix://" + filepath.Join(t.TempDir(), "none.sock")}, 1, `none\.sock.*no such file`},
 		{[]string{"listen", "tcp://127.0.0.1:99999"}, 2, `99999`},

@@ -2,91 +2,209 @@ package main
 
 import (
 	"context"
-	"flag"
+	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/conduit-go/conduit/conduit"
+	"github.com/conduit-go/conduit/tlsflow"
+	"github.com/conduit-go/conduit/vchan"
 )
 
-func runListen(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("listen", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var com common
-	com.register(fs)
-	echo := fs.Bool("echo", false, "send every byte back")
-	discard := fs.Bool("discard", false, "drop what is received")
-	maxConns := fs.Int("max-conns", 0, "accept at most `N` connections at once (0: no limit)")
-	grace := fs.Duration("grace", 5*time.Second, "on SIGINT/SIGTERM, wait this long for open connections")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, `usage: conduit listen [flags] URI
-
-Accepts connections on URI. By default what they send is printed on
-standard output; --echo sends it back, --discard drops it. The first line
-on standard error is "listening on URI" with the bound address (port 0
-replaced by the real port). SIGINT or SIGTERM stops it gracefully.
-
-Examples:
-  conduit listen --echo tcp://127.0.0.1:7000
-  conduit listen --discard --max-conns 100 tcp://[::1]:0
-  conduit listen --cert srv.pem --key srv.key tls://127.0.0.1:8443
-  conduit listen unix:///tmp/app.sock > received
-
-Flags:`)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		return exitParse(err)
-	}
-	if fs.NArg() != 1 || (*echo && *discard) {
-		fs.Usage()
-		return 2
-	}
-	uri := fs.Arg(0)
-	c, ka, err := com.build()
-	if err != nil {
-		return fail(stderr, err)
-	}
-	defer func() { c.Close(); com.close() }()
-	ln, err := com.listen(ctx, c, uri, ka, *maxConns, *grace)
-	if err != nil {
-		return fail(stderr, err)
-	}
-	log := newLockedWriter(stderr)
-	log.printf("listening on %s\n", ln.URI())
-	out := newLockedWriter(stdout)
-	h := conduit.HandlerFunc(func(ctx context.Context, f conduit.Flow) {
-		log.printf("accepted %s\n", f.RemoteAddr())
-		var in, back counter
-		var err error
-		switch {
-		case *echo:
-			err = pipe(f, countingReader{f, &in}, &back)
-		case *discard:
-			_, err = io.Copy(io.Discard, countingReader{f, &in})
-		default:
-			_, err = io.Copy(out, countingReader{f, &in})
+func runListen(ctx context.Context, o *options, args []string, s *stdio) int {
+	cmd := s.cmd
+	uri := args[0]
+	modes := 0
+	for _, on := range []bool{o.echo, o.discard, o.exec != ""} {
+		if on {
+			modes++
 		}
-		if err != nil && ctx.Err() == nil {
-			log.printf("closed %s after %d bytes received, %d sent: %v\n", f.RemoteAddr(), in.n.Load(), back.n.Load(), plain(err))
-			return
+	}
+	if modes > 1 {
+		return fail(s.log, cmd, usagef("--echo, --discard and --exec exclude each other"))
+	}
+	if err := o.checkTLSFlags(uri); err != nil {
+		return fail(s.log, cmd, err)
+	}
+	c, ka, err := o.build()
+	if err != nil {
+		return fail(s.log, cmd, err)
+	}
+	defer func() { c.Close(); o.close() }()
+	ln, err := o.listen(ctx, c, uri, ka, o.maxConns)
+	if err != nil {
+		return fail(s.log, cmd, err)
+	}
+	s.log.printf("listening on %s\n", ln.URI())
+	sv := &server{o: o, s: s, stdinTTY: isTerminal(s.in), outMu: new(sync.Mutex)}
+	if o.keepOpen || o.echo || o.discard {
+		sv.concurrent = true
+		h := conduit.HandlerFunc(func(hctx context.Context, f conduit.Flow) { sv.serve(hctx, f) })
+		if err := conduit.ServeListener(ctx, ln, h, o.grace); err != nil && ctx.Err() == nil {
+			return fail(s.log, cmd, err)
 		}
-		log.printf("closed %s: %d bytes received, %d sent\n", f.RemoteAddr(), in.n.Load(), back.n.Load())
-	})
-	if err := conduit.ServeListener(ctx, ln, h, *grace); err != nil && ctx.Err() == nil {
-		return fail(stderr, err)
+		return 0
+	}
+	// One connection, then exit (ncat's default).
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	f, err := ln.AcceptFlow()
+	stop()
+	ln.Close()
+	if err != nil {
+		if ctx.Err() != nil {
+			return 0 // stopped before a client came
+		}
+		return fail(s.log, cmd, err)
+	}
+	hctx, cancel := graceContext(ctx, o.grace)
+	defer cancel()
+	defer f.Close()
+	if !sv.serve(hctx, f) {
+		return 1
 	}
 	return 0
 }
 
-type countingReader struct {
-	r io.Reader
-	c *counter
+// graceContext is ctx, except that a cancellation of ctx reaches it grace
+// later. Its Err is nil before that.
+func graceContext(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
+	gctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() {
+		t := time.AfterFunc(grace, cancel)
+		context.AfterFunc(gctx, func() { t.Stop() })
+	})
+	return gctx, func() { stop(); cancel() }
 }
 
-func (cr countingReader) Read(p []byte) (int, error) {
-	n, err := cr.r.Read(p)
-	cr.c.n.Add(int64(n))
-	return n, err
+// server serves the connections of listen.
+type server struct {
+	o          *options
+	s          *stdio
+	concurrent bool
+	stdinTTY   bool
+	stdinTaken atomic.Bool
+	outMu      *sync.Mutex // whole lines of concurrent connections
+}
+
+// serve handles one connection and logs its end. ctx ends when the
+// listener shuts down (the flow itself is closed at the end of the grace
+// period). It reports whether the connection ended cleanly.
+func (sv *server) serve(ctx context.Context, f conduit.Flow) bool {
+	o, log := sv.o, sv.s.log
+	remote := f.RemoteAddr().String()
+	log.printf("accepted %s\n", remote)
+	if o.verbose > 0 {
+		logTLS(ctx, log, f, remote)
+	}
+	// The flow is closed by the server at the end of the grace period,
+	// not at once when the shutdown begins.
+	t := &transfer{f: f}
+	run := context.WithoutCancel(ctx)
+	var res result
+	var execErr error
+	switch {
+	case o.echo:
+		t.out = flowWriter{f}
+		res = t.run(run)
+		if res.clean() {
+			res.sendErr = f.CloseWrite()
+		}
+		t.sent.n.Store(t.received.n.Load())
+	case o.discard:
+		t.out = io.Discard
+		res = t.run(run)
+	case o.exec != "":
+		e, err := startExec(run, o.exec, log)
+		if err != nil {
+			log.printf("closed %s: cut by an error: %v\n", remote, err)
+			return false
+		}
+		res, execErr = transferExec(run, t, e)
+	default:
+		var lw *lineWriter
+		if sv.concurrent {
+			lw = &lineWriter{mu: sv.outMu, w: sv.s.out}
+			t.out = lw
+		} else {
+			t.out = sv.s.out
+		}
+		switch {
+		case sv.stdinTTY:
+			// Nothing to send: the connection ends when the peer closes.
+		case sv.stdinTaken.CompareAndSwap(false, true):
+			t.in = sv.s.in
+		default:
+			t.in = strings.NewReader("") // standard input went to the first client
+		}
+		res = t.run(run)
+		if lw != nil {
+			if err := lw.Flush(); err != nil && res.recvErr == nil {
+				res.recvErr = err
+			}
+		}
+	}
+	counts := fmt.Sprintf("%d bytes received, %d sent", t.received.n.Load(), t.sent.n.Load())
+	status := ""
+	if execErr != nil {
+		status = "; " + execErr.Error()
+	} else if o.exec != "" {
+		status = fmt.Sprintf("; exec %q: exit status 0", o.exec)
+	}
+	if res.clean() {
+		log.printf("closed %s: ended cleanly, %s%s\n", remote, counts, status)
+		return execErr == nil
+	}
+	log.printf("closed %s: %s after %s: %s%s\n", remote, howCut(ctx, res, o), counts, res.cause(), status)
+	return false
+}
+
+// howCut says who or what cut a connection short.
+func howCut(ctx context.Context, res result, o *options) string {
+	err := res.err()
+	switch {
+	case ctx.Err() != nil:
+		return fmt.Sprintf("cut by shutdown at the end of the %v grace period", o.grace)
+	case isIdle(err, o.idle):
+		return fmt.Sprintf("cut after %v idle (--idle-timeout)", o.idle)
+	case byPeer(err):
+		return "cut by the peer"
+	}
+	return "cut by an error"
+}
+
+// byPeer reports whether err is the peer's doing: a reset, an end
+// without close_notify, a peer that died.
+func byPeer(err error) bool {
+	return errors.Is(err, conduit.ErrReset) || errors.Is(err, tlsflow.ErrTruncated) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, vchan.ErrPeerDied) ||
+		errors.Is(err, vchan.ErrPeerClosed) || errors.Is(err, tlsflow.ErrPeerAlert)
+}
+
+// logTLS handshakes a TLS flow and logs its state (-v).
+func logTLS(ctx context.Context, log *logWriter, f conduit.Flow, remote string) {
+	var inner any = f
+	for {
+		u, ok := inner.(interface{ Unwrap() conduit.Flow })
+		if !ok {
+			break
+		}
+		inner = u.Unwrap()
+	}
+	tc, ok := inner.(interface {
+		Handshake(context.Context) error
+		ConnectionState() tls.ConnectionState
+	})
+	if !ok {
+		return
+	}
+	if err := tc.Handshake(ctx); err != nil {
+		log.printf("%s: %s\n", remote, plain(err))
+		return
+	}
+	log.printf("%s: tls %s\n", remote, tlsState(tc.ConnectionState()))
 }

@@ -54,7 +54,7 @@ func TestResolve(t *testing.T) {
 		{[]string{"resolve", "unix:///run/app.sock"}, 0, "unix:///run/app.sock\n"},
 		{[]string{"resolve", "bogus://x"}, 2, `conduit: resolve bogus://x`},
 		{[]string{"resolve", "tcp://127.0.0.1:99999"}, 2, "99999"},
-		{[]string{"resolve"}, 2, "usage: conduit resolve"},
+		{[]string{"resolve"}, 2, "conduit: resolve: missing URI (see conduit resolve --help)"},
 		{[]string{"nosuchcommand"}, 2, `unknown command "nosuchcommand"`},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {

@@ -2,76 +2,66 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
-	"io"
-	"time"
 
 	"github.com/conduit-go/conduit/conduit"
 )
 
-func runRelay(ctx context.Context, args []string, stderr io.Writer) int {
-	fs := flag.NewFlagSet("relay", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var com common
-	com.register(fs)
-	maxConns := fs.Int("max-conns", 0, "relay at most `N` connections at once (0: no limit)")
-	grace := fs.Duration("grace", 5*time.Second, "on SIGINT/SIGTERM, wait this long for open connections")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, `usage: conduit relay [flags] LISTEN_URI DIAL_URI
-
-Accepts connections on LISTEN_URI and forwards each to a fresh dial of
-DIAL_URI, both directions, passing half-closes through.
-
-Examples:
-  conduit relay tcp://127.0.0.1:8080 unix:///run/app.sock
-  conduit relay --cert srv.pem --key srv.key tls://0.0.0.0:443 tcp://127.0.0.1:8080
-
-Flags:`)
-		fs.PrintDefaults()
+func runRelay(ctx context.Context, o *options, args []string, s *stdio) int {
+	cmd := s.cmd
+	listenURI, dialURI := args[0], args[1]
+	if err := o.checkTLSFlags(listenURI, dialURI); err != nil {
+		return fail(s.log, cmd, err)
 	}
-	if err := fs.Parse(args); err != nil {
-		return exitParse(err)
-	}
-	if fs.NArg() != 2 {
-		fs.Usage()
-		return 2
-	}
-	listenURI, dialURI := fs.Arg(0), fs.Arg(1)
-	c, ka, err := com.build()
+	c, ka, err := o.build()
 	if err != nil {
-		return fail(stderr, err)
+		return fail(s.log, cmd, err)
 	}
-	defer func() { c.Close(); com.close() }()
-	ln, err := com.listen(ctx, c, listenURI, ka, *maxConns, *grace)
+	defer func() { c.Close(); o.close() }()
+	ln, err := o.listen(ctx, c, listenURI, ka, o.maxConns)
 	if err != nil {
-		return fail(stderr, err)
+		return fail(s.log, cmd, err)
 	}
-	log := newLockedWriter(stderr)
+	log := s.log
 	log.printf("listening on %s\n", ln.URI())
 	h := conduit.HandlerFunc(func(ctx context.Context, in conduit.Flow) {
-		dctx, cancel := context.WithTimeout(ctx, com.timeout)
-		out, err := c.Dial(traceContext(dctx, com.trace, stderr), dialURI)
+		remote := in.RemoteAddr().String()
+		log.printf("accepted %s\n", remote)
+		dctx, cancel := o.withTimeout(ctx)
+		out, err := c.Dial(o.traceContext(dctx, log), dialURI)
 		cancel()
 		if err != nil {
-			log.printf("%s: %v\n", in.RemoteAddr(), plain(err))
+			log.printf("closed %s: cut by an error: %s\n", remote, plain(err))
 			return
 		}
 		defer out.Close()
-		var up, down counter
-		errc := make(chan error, 1)
-		go func() { errc <- pipe(out, in, &up) }()
-		err = pipe(in, out, &down)
-		err = errors.Join(err, <-errc)
-		if err != nil && ctx.Err() == nil {
-			log.printf("relay %s -> %s cut short after %d bytes up, %d down: %v\n", in.RemoteAddr(), dialURI, up.n.Load(), down.n.Load(), plain(err))
+		// The flows are closed by the server at the end of the grace
+		// period, not when the shutdown begins.
+		run := context.WithoutCancel(ctx)
+		// One transfer: in's bytes go up to out (then out is half-closed),
+		// out's come down to in (then in is half-closed).
+		up := &transfer{f: out, in: in, out: flowWriter{in}}
+		var cwErr error
+		up.outDone = func() { cwErr = in.CloseWrite() }
+		res := up.run(run)
+		if res.clean() {
+			res.recvErr = cwErr
+		}
+		counts := fmt.Sprintf("%d bytes up, %d down", up.sent.n.Load(), up.received.n.Load())
+		if res.clean() {
+			log.printf("closed %s: ended cleanly, %s (relayed to %s)\n", remote, counts, dialURI)
 			return
 		}
-		log.printf("relay %s -> %s: %d bytes up, %d down\n", in.RemoteAddr(), dialURI, up.n.Load(), down.n.Load())
+		in.Close()
+		log.printf("closed %s: %s after %s (relayed to %s): %s\n", remote, howCut(ctx, res, o), counts, dialURI, res.cause())
 	})
-	if err := conduit.ServeListener(ctx, ln, h, *grace); err != nil && ctx.Err() == nil {
-		return fail(stderr, err)
+	if err := conduit.ServeListener(ctx, ln, h, o.grace); err != nil && ctx.Err() == nil {
+		return fail(s.log, cmd, err)
 	}
 	return 0
 }
+
+// flowWriter writes to a flow, hiding its other methods from io.Copy.
+type flowWriter struct{ f conduit.Flow }
+
+func (w flowWriter) Write(p []byte) (int, error) { return w.f.Write(p) }

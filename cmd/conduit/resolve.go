@@ -3,66 +3,39 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
-	"io"
 
 	"github.com/conduit-go/conduit/resolver"
 )
 
-func runResolve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("resolve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var com common
-	com.register(fs)
-	asJSON := fs.Bool("json", false, "print a JSON array of endpoint objects")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, `usage: conduit resolve [--json] [--timeout D] URI
-
-Prints the endpoints URI resolves to, in dial order, one per line.
-
-Examples:
-  conduit resolve tcp://localhost:8080
-  conduit resolve https://example.com
-  conduit resolve --json tls+unix:///run/app.sock?sni=app
-  conduit resolve --nameserver 127.0.0.1:5353 https+srv://svc.test
-
-Flags:`)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		return exitParse(err)
-	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return 2
-	}
-	c, _, err := com.build()
+func runResolve(ctx context.Context, o *options, args []string, s *stdio) int {
+	cmd := s.cmd
+	c, _, err := o.build()
 	if err != nil {
-		return fail(stderr, err)
+		return fail(s.log, cmd, err)
 	}
-	defer func() { c.Close(); com.close() }()
-	ctx, cancel := context.WithTimeout(ctx, com.timeout)
+	defer func() { c.Close(); o.close() }()
+	ctx, cancel := o.withTimeout(ctx)
 	defer cancel()
-	eps, err := c.Resolve(traceContext(ctx, com.trace, stderr), fs.Arg(0))
+	eps, err := c.Resolve(o.traceContext(ctx, s.log), args[0])
 	if err != nil {
-		return fail(stderr, err)
+		return fail(s.log, cmd, err)
 	}
-	if *asJSON {
+	if o.json {
 		out := make([]endpointJSON, len(eps))
 		for i, ep := range eps {
 			out[i] = toJSON(ep)
 		}
-		enc := json.NewEncoder(stdout)
+		enc := json.NewEncoder(s.out)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(out); err != nil {
-			fmt.Fprintf(stderr, "conduit: %v\n", err)
+			s.log.printf("conduit: resolve: %v\n", err)
 			return 1
 		}
 		return 0
 	}
 	for _, ep := range eps {
-		fmt.Fprintln(stdout, ep.String())
+		fmt.Fprintln(s.out, ep.String())
 	}
 	return 0
 }
