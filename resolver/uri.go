@@ -110,8 +110,8 @@ type parsedURI struct {
 // tls+vchan) fully. Any other scheme is checked as a service URI
 // (SCHEME://HOST[:PORT][/PATH][?QUERY]), because a resolver's
 // Config.Services may add schemes: whether the scheme is known is up to
-// the resolver. An empty host and port 0 are accepted, since they are
-// valid to listen on; Resolve rejects them.
+// the resolver. An empty host, port 0 and vchan domain id 0 are accepted,
+// since they are valid to listen on; Resolve rejects them.
 func ParseURI(uri string) (*url.URL, error) {
 	p, err := parse(uri, nil)
 	if err != nil {

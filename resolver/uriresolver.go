@@ -199,9 +199,9 @@ func (r *URIResolver) Resolve(ctx context.Context, uri string) ([]Endpoint, erro
 	return r.resolve(ctx, uri, false)
 }
 
-// ResolveListen is Resolve for a URI to listen on: port 0 (any port) and
-// an empty host (tcp://:0, the IPv4 unspecified address 0.0.0.0) are
-// allowed.
+// ResolveListen is Resolve for a URI to listen on: port 0 (any port), an
+// empty host (tcp://:0, the IPv4 unspecified address 0.0.0.0) and vchan
+// domain id 0 (any free domain id, vchan://0/PORT) are allowed.
 func (r *URIResolver) ResolveListen(ctx context.Context, uri string) ([]Endpoint, error) {
 	return r.resolve(ctx, uri, true)
 }
@@ -343,10 +343,9 @@ func (r *URIResolver) resolveHost(ctx context.Context, uri string, listen bool, 
 		return []Endpoint{Unix{Path: p.path}}, -1, nil
 	case schemeTLSUnix:
 		return []Endpoint{TLS{ServerName: p.serverName("localhost"), Inner: Unix{Path: p.path}}}, -1, nil
-	case schemeVchan:
-		return []Endpoint{p.vchan()}, -1, nil
-	case schemeTLSVchan:
-		return []Endpoint{TLS{ServerName: p.serverName("localhost"), Inner: p.vchan()}}, -1, nil
+	case schemeVchan, schemeTLSVchan:
+		eps, err := p.vchanEndpoints(uri, listen)
+		return eps, -1, err
 	}
 	if _, isService := r.services[p.scheme]; !isService && p.kind == schemeService {
 		if base, ok := r.srvScheme(p.scheme); ok {
