@@ -8,6 +8,8 @@ import (
 
 	"github.com/hashicorp/go-multierror"
 
+	"github.com/conduit-go/conduit/endpoint"
+
 	"github.com/conduit-go/conduit/resolver"
 )
 
@@ -115,23 +117,6 @@ func combineDialErrors(uri string, errs []error) error {
 	}}
 }
 
-// family is the Happy Eyeballs address family of an endpoint: "4" or "6"
-// for IP endpoints (TLS counts as its inner endpoint), the kind otherwise.
-func family(ep resolver.Endpoint) string {
-	switch e := ep.(type) {
-	case resolver.TCP:
-		if e.Addr.Addr().Is4() {
-			return "4"
-		}
-		return "6"
-	case resolver.TLS:
-		if e.Inner != nil {
-			return family(e.Inner)
-		}
-	}
-	return ep.Kind()
-}
-
 // interleaveFamilies reorders endpoints so that address families
 // alternate (RFC 8305 §4), keeping the order within each family and
 // starting with the family of the first endpoint.
@@ -142,7 +127,7 @@ func interleaveFamilies(eps []resolver.Endpoint) []resolver.Endpoint {
 	var order []string
 	groups := map[string][]resolver.Endpoint{}
 	for _, ep := range eps {
-		f := family(ep)
+		f := endpoint.Family(ep)
 		if _, ok := groups[f]; !ok {
 			order = append(order, f)
 		}
