@@ -9,7 +9,6 @@ import (
 	"github.com/hashicorp/go-multierror"
 
 	"github.com/conduit-go/conduit/endpoint"
-
 	"github.com/conduit-go/conduit/resolver"
 )
 
