@@ -9,6 +9,8 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/conduit-go/conduit/resolver/dnsstub"
@@ -90,66 +92,225 @@ func (r *URIResolver) resolveSRV(ctx context.Context, uri string, p *parsedURI, 
 	if len(recs) == 1 && strings.Trim(recs[0].Target, ".") == "" {
 		return nil, 0, &URIError{URI: uri, Err: fmt.Errorf("%s: %w", qname, ErrServiceUnavailable)}
 	}
-	var (
-		eps  []Endpoint
-		errs []error
-		ttl  = time.Duration(-1)
-	)
-	for _, rec := range r.orderSRV(recs) {
-		if rec.TTL > 0 {
-			ttl = minTTL(ttl, rec.TTL)
+	eps, ttl, err := r.resolveTargets(ctx, qname, recs, wrap)
+	if err != nil {
+		return nil, 0, &URIError{URI: uri, Err: err}
+	}
+	return eps, ttl, nil
+}
+
+// Defaults of the SRV target fan-out.
+const (
+	defaultSRVConcurrency   = 8
+	defaultMaxSRVTargets    = 32
+	defaultSRVTargetTimeout = 2 * time.Second
+)
+
+// targetResult is what the lookup of one SRV target gave.
+type targetResult struct {
+	addrs []netip.Addr
+	ttl   time.Duration
+	err   error
+}
+
+// resolveTargets turns the records of an SRV answer for qname into
+// endpoints in RFC 2782 order. The usable records (a target and a
+// non-zero port) are ordered, the first r.maxTargets kept and the others
+// dropped (counted in Stats), and the distinct targets of those kept
+// looked up, r.concurrency at a time, each within r.targetTimeout. A
+// target whose lookup fails is skipped; the answer fails only when no
+// target resolved, with an error keeping every target's.
+func (r *URIResolver) resolveTargets(ctx context.Context, qname string, recs []dnsstub.SRV, wrap func(Endpoint) Endpoint) ([]Endpoint, time.Duration, error) {
+	ttl := ttlForever
+	usable := make([]dnsstub.SRV, 0, len(recs))
+	for _, rec := range recs {
+		ttl = minTTL(ttl, r.srvTTL(rec))
+		rec.Target = strings.TrimSuffix(asciiLower(rec.Target), ".")
+		if rec.Target != "" && rec.Port != 0 {
+			usable = append(usable, rec)
 		}
-		target := strings.TrimSuffix(asciiLower(rec.Target), ".")
-		if target == "" || rec.Port == 0 {
+	}
+	if len(usable) == 0 {
+		return nil, 0, &lookupError{host: qname, err: ErrNotFound}
+	}
+	kept := r.orderSRV(usable, r.maxTargets)
+	dropped := len(usable) - len(kept)
+	if dropped > 0 {
+		r.stats.srvCapped.Add(1)
+		r.stats.srvDropped.Add(uint64(dropped))
+		if r.log != nil {
+			r.log.Debug("resolver: SRV answer capped", "name", qname, "records", len(usable), "kept", len(kept), "dropped", dropped)
+		}
+	}
+
+	// The distinct targets, in the order of their first record.
+	index := make(map[string]int, len(kept))
+	names := make([]string, 0, len(kept))
+	for _, rec := range kept {
+		if _, ok := index[rec.Target]; !ok {
+			index[rec.Target] = len(names)
+			names = append(names, rec.Target)
+		}
+	}
+	results := r.lookupTargets(ctx, names)
+
+	var eps []Endpoint
+	for _, rec := range kept {
+		res := results[index[rec.Target]]
+		if res.err != nil {
 			continue
 		}
-		addrs, t, err := r.lookupHost(ctx, target)
-		if err != nil {
-			errs = append(errs, err)
-			if ctx.Err() != nil {
-				break
-			}
-			continue
-		}
-		ttl = minTTL(ttl, t)
-		for _, a := range addrs {
-			ep := wrap(TCP{Host: target, Addr: addrPort(a, rec.Port)})
+		ttl = minTTL(ttl, res.ttl)
+		for _, a := range res.addrs {
+			ep := wrap(TCP{Host: rec.Target, Addr: addrPort(a, rec.Port)})
 			if !slices.Contains(eps, ep) {
 				eps = append(eps, ep)
 			}
 		}
 	}
 	if len(eps) == 0 {
-		if len(errs) == 0 {
-			errs = append(errs, &lookupError{host: qname, err: ErrNotFound})
+		errs := make([]error, len(results))
+		for i, res := range results {
+			errs[i] = res.err
 		}
-		return nil, 0, &URIError{URI: uri, Err: errors.Join(errs...)}
+		return nil, 0, &targetsError{name: qname, errs: errs, dropped: dropped}
 	}
-	if ttl < 0 {
-		ttl = 0 // SRV records come from a lookup: never static
+	if ttl == ttlForever {
+		ttl = ttlUnknown // SRV records come from a lookup: never static
 	}
 	return eps, ttl, nil
 }
 
-// minTTL combines TTLs: negative means forever, 0 unknown.
-func minTTL(a, b time.Duration) time.Duration {
-	switch {
-	case a < 0:
-		return b
-	case b < 0:
-		return a
-	case a == 0:
-		return b
-	case b == 0:
-		return a
+// srvTTL returns the TTL of an SRV record: a zero TTL is "do not cache"
+// from the DNS stub, but no TTL at all from a LookupSRV hook or the
+// system resolver.
+func (r *URIResolver) srvTTL(rec dnsstub.SRV) time.Duration {
+	if rec.TTL > 0 || r.srvTTLKnown && rec.TTL == 0 {
+		return rec.TTL
 	}
-	return min(a, b)
+	return ttlUnknown
 }
 
-// orderSRV returns the records in RFC 2782 order: by priority, and within
-// a priority by weighted random selection (zero weights first in the
-// running sum, so they are picked rarely).
-func (r *URIResolver) orderSRV(recs []dnsstub.SRV) []dnsstub.SRV {
+// lookupTargets looks up the addresses of each name, r.concurrency at a
+// time: the calling goroutine and up to r.concurrency-1 others, which
+// end before it returns. The i-th result is names[i]'s.
+func (r *URIResolver) lookupTargets(ctx context.Context, names []string) []targetResult {
+	results := make([]targetResult, len(names))
+	var (
+		next atomic.Int64
+		wg   sync.WaitGroup
+	)
+	work := func() {
+		for {
+			i := int(next.Add(1) - 1)
+			if i >= len(names) {
+				return
+			}
+			results[i] = r.lookupTarget(ctx, names[i])
+		}
+	}
+	for range min(r.concurrency, len(names)) - 1 {
+		wg.Go(work)
+	}
+	work()
+	wg.Wait()
+	return results
+}
+
+// lookupTarget looks up one SRV target within r.targetTimeout (and ctx).
+// A name of the static tables needs no deadline.
+func (r *URIResolver) lookupTarget(ctx context.Context, host string) targetResult {
+	if r.isStatic(host) {
+		addrs, ttl, err := r.lookupHost(ctx, host)
+		return targetResult{addrs, ttl, err}
+	}
+	tctx, stop := r.targetContext(ctx)
+	addrs, ttl, err := r.lookupHost(tctx, host)
+	if expired := stop(); err != nil && expired && ctx.Err() == nil {
+		r.stats.srvTimeouts.Add(1)
+		err = &lookupError{host: host, err: &targetTimeoutError{r.targetTimeout}}
+	}
+	return targetResult{addrs, ttl, err}
+}
+
+// errTargetDeadline is the cause of a target's context ending at its
+// deadline.
+var errTargetDeadline = errors.New("resolver: SRV target deadline")
+
+// targetContext returns ctx ending at the per-target deadline, timed by
+// Config.After so that tests can fire it, and stop, which releases it
+// (its goroutine has ended when stop returns) and reports whether the
+// deadline was reached.
+func (r *URIResolver) targetContext(ctx context.Context) (context.Context, func() (expired bool)) {
+	tctx, cancel := context.WithCancelCause(ctx)
+	fire := r.after(r.targetTimeout)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		select {
+		case <-fire:
+			cancel(errTargetDeadline)
+		case <-tctx.Done():
+		}
+	}()
+	return tctx, func() bool {
+		cancel(context.Canceled)
+		<-done
+		return context.Cause(tctx) == errTargetDeadline
+	}
+}
+
+// A targetTimeoutError is the failure of an SRV target that did not
+// resolve within Config.SRVTargetTimeout. It matches
+// context.DeadlineExceeded, and is a timeout (net.Error's Timeout).
+type targetTimeoutError struct{ d time.Duration }
+
+func (e *targetTimeoutError) Error() string {
+	return "no answer within " + e.d.String() + " (SRVTargetTimeout)"
+}
+func (e *targetTimeoutError) Timeout() bool        { return true }
+func (e *targetTimeoutError) Is(target error) bool { return target == context.DeadlineExceeded }
+
+// A targetsError is the failure of every SRV target looked up for an
+// answer: it keeps each target's error (Unwrap), and says how many
+// records were dropped beyond Config.MaxSRVTargets. Its message stays on
+// one line, naming the first few causes.
+type targetsError struct {
+	name    string
+	errs    []error
+	dropped int
+}
+
+// maxCausesShown is how many of a targetsError's causes its message shows.
+const maxCausesShown = 3
+
+func (e *targetsError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: no SRV target resolved (%d tried", e.name, len(e.errs))
+	if e.dropped > 0 {
+		fmt.Fprintf(&b, ", %d more beyond MaxSRVTargets not tried", e.dropped)
+	}
+	b.WriteString("): ")
+	for i, err := range e.errs[:min(len(e.errs), maxCausesShown)] {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(strings.TrimPrefix(err.Error(), "dns: ")) // one prefix, the URIError's
+	}
+	if n := len(e.errs) - maxCausesShown; n > 0 {
+		fmt.Fprintf(&b, "; and %d more", n)
+	}
+	return b.String()
+}
+
+func (e *targetsError) Unwrap() []error { return e.errs }
+
+// orderSRV returns the first limit records in RFC 2782 order: by
+// priority, and within a priority by weighted random selection (zero
+// weights first in the running sum, so they are picked rarely). Picking
+// stops at limit, so that a long answer costs len(recs)*limit, not its
+// square.
+func (r *URIResolver) orderSRV(recs []dnsstub.SRV, limit int) []dnsstub.SRV {
 	sorted := slices.Clone(recs)
 	slices.SortStableFunc(sorted, func(a, b dnsstub.SRV) int {
 		if c := cmp.Compare(a.Priority, b.Priority); c != 0 {
@@ -158,18 +319,18 @@ func (r *URIResolver) orderSRV(recs []dnsstub.SRV) []dnsstub.SRV {
 		// Weight 0 first within a priority (RFC 2782).
 		return cmp.Compare(min(a.Weight, 1), min(b.Weight, 1))
 	})
-	out := make([]dnsstub.SRV, 0, len(sorted))
-	for i := 0; i < len(sorted); {
+	out := make([]dnsstub.SRV, 0, min(len(sorted), limit))
+	for i := 0; i < len(sorted) && len(out) < limit; {
 		j := i
 		for j < len(sorted) && sorted[j].Priority == sorted[i].Priority {
 			j++
 		}
 		group := sorted[i:j]
-		for len(group) > 0 {
-			total := 0
-			for _, g := range group {
-				total += int(g.Weight)
-			}
+		total := 0
+		for _, g := range group {
+			total += int(g.Weight)
+		}
+		for len(group) > 0 && len(out) < limit {
 			pick := 0
 			if total > 0 {
 				n, run := r.intN(total+1), 0
@@ -182,6 +343,7 @@ func (r *URIResolver) orderSRV(recs []dnsstub.SRV) []dnsstub.SRV {
 				}
 			}
 			out = append(out, group[pick])
+			total -= int(group[pick].Weight)
 			group = slices.Delete(group, pick, pick+1)
 		}
 		i = j

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"math/rand/v2"
 	"net"
@@ -70,13 +71,42 @@ type Config struct {
 	// concurrent use, but must not be used elsewhere.
 	Rand rand.Source
 
-	// After is the timer of Watch; nil means time.After. Tests replace it
-	// to advance time without sleeping.
+	// After is the resolver's timer: Watch's refreshes and the deadline
+	// of each SRV target lookup. Nil means time.After. Tests replace it
+	// to advance time without sleeping. It may be called concurrently.
 	After func(d time.Duration) <-chan time.Time
 
 	// RefreshInterval is how often Watch re-resolves a name whose lookup
-	// gives no TTL (LookupHost, the system resolver). 0 means 30 s.
+	// gives no TTL (LookupHost, the system resolver, a LookupSRV whose
+	// records have TTL 0). 0 means 30 s.
 	RefreshInterval time.Duration
+
+	// MinRefreshInterval is the shortest time between two resolutions by
+	// Watch, and how often it re-resolves an answer whose DNS TTL is 0
+	// ("do not cache", Consul's default), with 0 to 10% of jitter above
+	// it. 0 means 1 s.
+	MinRefreshInterval time.Duration
+
+	// SRVConcurrency is how many targets of one SRV answer are looked up
+	// at once, per resolution. 0 means 8.
+	SRVConcurrency int
+
+	// MaxSRVTargets is the most records of one SRV answer that are used:
+	// the first ones in RFC 2782 order (priority, then weighted random
+	// choice within a priority, drawn again on each resolution), their
+	// targets looked up; the others are dropped, counted in Stats and
+	// logged (Logger, debug level). 0 means 32.
+	MaxSRVTargets int
+
+	// SRVTargetTimeout bounds the address lookup of each SRV target
+	// (within the caller's context): a target that does not resolve in
+	// time is skipped, as one that fails, and the targets after it
+	// proceed. 0 means 2 s.
+	SRVTargetTimeout time.Duration
+
+	// Logger receives debug records (SRV answers capped at
+	// MaxSRVTargets). Nil means none.
+	Logger *slog.Logger
 
 	// PreferIPv4 puts the IPv4 addresses of a name before its IPv6 ones,
 	// keeping the order within each family. By default the order of the
@@ -110,7 +140,21 @@ type URIResolver struct {
 	randMu     sync.Mutex
 	rand       *rand.Rand // nil: the global source
 	after      func(d time.Duration) <-chan time.Time
-	refresh    time.Duration
+	refresh    time.Duration // Config.RefreshInterval
+	minRefresh time.Duration // Config.MinRefreshInterval
+	log        *slog.Logger
+
+	// The SRV fan-out (Config.SRVConcurrency, MaxSRVTargets,
+	// SRVTargetTimeout), and whether LookupSRV's TTLs are real (the DNS
+	// stub's: a TTL of 0 is "do not cache", not "unknown").
+	concurrency   int
+	maxTargets    int
+	targetTimeout time.Duration
+	srvTTLKnown   bool
+
+	stats struct {
+		srvCapped, srvDropped, srvTimeouts atomic.Uint64
+	}
 
 	cache    uriCache
 	now      func() time.Time // the DNS stub's clock
@@ -149,6 +193,12 @@ func New(cfg *Config) (*URIResolver, error) {
 		preferIPv4: cfg.PreferIPv4,
 		after:      cfg.After,
 		refresh:    cfg.RefreshInterval,
+		minRefresh: cfg.MinRefreshInterval,
+		log:        cfg.Logger,
+
+		concurrency:   cfg.SRVConcurrency,
+		maxTargets:    cfg.MaxSRVTargets,
+		targetTimeout: cfg.SRVTargetTimeout,
 	}
 	if r.rewrites, err = compileRewrites(cfg.Rewrites); err != nil {
 		return nil, err
@@ -161,6 +211,18 @@ func New(cfg *Config) (*URIResolver, error) {
 	}
 	if r.refresh <= 0 {
 		r.refresh = 30 * time.Second
+	}
+	if r.minRefresh <= 0 {
+		r.minRefresh = defaultMinRefresh
+	}
+	if r.concurrency <= 0 {
+		r.concurrency = defaultSRVConcurrency
+	}
+	if r.maxTargets <= 0 {
+		r.maxTargets = defaultMaxSRVTargets
+	}
+	if r.targetTimeout <= 0 {
+		r.targetTimeout = defaultSRVTargetTimeout
 	}
 	r.now = time.Now
 	// Sorted, so that "Host" and "host" merge the same way every time.
@@ -226,7 +288,7 @@ func (r *URIResolver) setLookups(cfg *Config) error {
 	case cfg.LookupHost != nil:
 		r.lookup = func(ctx context.Context, host string) ([]netip.Addr, time.Duration, error) {
 			addrs, err := cfg.LookupHost(ctx, host)
-			return addrs, 0, err
+			return addrs, ttlUnknown, err
 		}
 	case r.stub != nil:
 		r.lookup = r.stub.LookupHostTTL
@@ -237,13 +299,14 @@ func (r *URIResolver) setLookups(cfg *Config) error {
 	default:
 		r.lookup = func(ctx context.Context, host string) ([]netip.Addr, time.Duration, error) {
 			addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
-			return addrs, 0, err
+			return addrs, ttlUnknown, err
 		}
 	}
 	switch {
 	case r.lookupSRV != nil:
 	case r.stub != nil:
 		r.lookupSRV = r.stub.LookupSRV
+		r.srvTTLKnown = true
 	default:
 		r.lookupSRV = systemLookupSRV
 	}
@@ -305,7 +368,7 @@ func (r *URIResolver) resolve(ctx context.Context, uri string, listen bool) ([]E
 		return eps, err
 	}
 	switch {
-	case ttl < 0:
+	case ttl == ttlForever:
 		r.cache.put(uri, listen, eps, time.Time{}, r.now())
 	case ttl > 0 && r.cacheDNS:
 		now := r.now()
@@ -315,7 +378,8 @@ func (r *URIResolver) resolve(ctx context.Context, uri string, listen bool) ([]E
 }
 
 // resolveTTL is resolve, uncached, that also says how long the answer is
-// valid: a negative TTL for an answer that never changes, 0 when unknown.
+// valid: ttlForever for an answer that never changes, ttlUnknown when no
+// lookup said, else the lowest DNS TTL (0: do not cache).
 func (r *URIResolver) resolveTTL(ctx context.Context, uri string, listen bool) ([]Endpoint, time.Duration, error) {
 	eps, ttl, _, err := r.resolveURI(ctx, uri, listen)
 	return eps, ttl, err
@@ -340,12 +404,12 @@ func (r *URIResolver) resolveHost(ctx context.Context, uri string, listen bool, 
 	}
 	switch p.kind {
 	case schemeUnix:
-		return []Endpoint{Unix{Path: p.path}}, -1, nil
+		return []Endpoint{Unix{Path: p.path}}, ttlForever, nil
 	case schemeTLSUnix:
-		return []Endpoint{TLS{ServerName: p.serverName("localhost"), Inner: Unix{Path: p.path}}}, -1, nil
+		return []Endpoint{TLS{ServerName: p.serverName("localhost"), Inner: Unix{Path: p.path}}}, ttlForever, nil
 	case schemeVchan, schemeTLSVchan:
 		eps, err := p.vchanEndpoints(uri, listen)
-		return eps, -1, err
+		return eps, ttlForever, err
 	}
 	if _, isService := r.services[p.scheme]; !isService && p.kind == schemeService {
 		if base, ok := r.srvScheme(p.scheme); ok {
@@ -379,14 +443,14 @@ func (r *URIResolver) resolveHost(ctx context.Context, uri string, listen bool, 
 		if ok {
 			// A rule's answer may change at any time: never cached.
 			*cacheable = false
-			return eps, -1, nil
+			return eps, ttlForever, nil
 		}
 	}
 	if port == 0 && !listen {
 		return nil, 0, malformed(uri, "port 0 is only valid to listen on")
 	}
 	var addrs []netip.Addr
-	ttl := time.Duration(-1)
+	ttl := ttlForever
 	switch {
 	case p.addr.IsValid():
 		addrs = []netip.Addr{p.addr}
@@ -446,11 +510,12 @@ func isLocalhost(key string) bool {
 // match wins. The result is non-empty, deduplicated, IPv4-mapped addresses
 // unmapped, and ordered by Config.PreferIPv4.
 //
-// The TTL is negative for the static tables, 0 when the lookup gives none.
+// The TTL is ttlForever for the static tables, ttlUnknown when the
+// lookup gives none.
 func (r *URIResolver) lookupHost(ctx context.Context, host string) ([]netip.Addr, time.Duration, error) {
 	key := hostsKey(host)
 	var addrs []netip.Addr
-	ttl := time.Duration(-1)
+	ttl := ttlForever
 	if a, ok := r.hosts[key]; ok && len(a) > 0 {
 		addrs = a
 	} else if a, ok := r.fileHosts[key]; ok && len(a) > 0 {
@@ -489,6 +554,13 @@ func (r *URIResolver) lookupHost(ctx context.Context, host string) ([]netip.Addr
 		addrs = append(v4, v6...)
 	}
 	return addrs, ttl, nil
+}
+
+// isStatic reports whether lookupHost answers host from the static
+// tables (Config.Hosts, the hosts file, localhost), without a lookup.
+func (r *URIResolver) isStatic(host string) bool {
+	key := hostsKey(host)
+	return len(r.hosts[key]) > 0 || len(r.fileHosts[key]) > 0 || isLocalhost(key)
 }
 
 // A lookupError is a failed host lookup. It matches ErrNotFound when the

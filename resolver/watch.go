@@ -22,10 +22,13 @@ type Update struct {
 // failing. The first Update is sent at once.
 //
 // The answer is refreshed after the shortest TTL of the DNS records used
-// (Config.RefreshInterval when the lookup gives none), with ±10% jitter
-// and at least 1 s apart; after a failure, with exponential backoff from
-// 1 s to 2 min. A URI that needs no lookup (an IP address, a Unix
-// socket, a static host) gets one Update.
+// (Config.RefreshInterval when the lookup gives none), with ±10% jitter,
+// and never sooner than Config.MinRefreshInterval (1 s), with 0 to 10%
+// of jitter above it. A TTL of 0 means "do not cache" (RFC 1035; Consul
+// answers so by default): such an answer is refreshed every
+// MinRefreshInterval. After a failure, the refresh backs off
+// exponentially from MinRefreshInterval to 2 min. A URI that needs no
+// lookup (an IP address, a Unix socket, a static host) gets one Update.
 //
 // The channel is closed when ctx ends or the resolver is closed; the
 // goroutine behind it is the resolver's and ends then. Receive from the
@@ -61,8 +64,8 @@ func (r *URIResolver) Watch(ctx context.Context, uri string) (<-chan Update, err
 }
 
 const (
-	minRefresh = time.Second
-	maxBackoff = 2 * time.Minute
+	defaultMinRefresh = time.Second // Config.MinRefreshInterval
+	maxBackoff        = 2 * time.Minute
 )
 
 func (r *URIResolver) watch(ctx context.Context, uri string, ch chan<- Update) {
@@ -92,7 +95,7 @@ func (r *URIResolver) watch(ctx context.Context, uri string, ch chan<- Update) {
 				return
 			}
 			failing = true
-			backoff = min(max(2*backoff, minRefresh), maxBackoff)
+			backoff = min(max(2*backoff, r.minRefresh), maxBackoff)
 			delay = r.jitter(backoff)
 		} else {
 			key := endpointSetKey(eps)
@@ -100,14 +103,14 @@ func (r *URIResolver) watch(ctx context.Context, uri string, ch chan<- Update) {
 				return
 			}
 			last, lastKey, failing, backoff = eps, key, false, 0
-			if ttl < 0 {
+			switch ttl {
+			case ttlForever:
 				<-ctx.Done() // never changes
 				return
-			}
-			if ttl == 0 {
+			case ttlUnknown:
 				ttl = r.refresh
 			}
-			delay = r.jitter(ttl)
+			delay = r.jitter(ttl) // TTL 0: the minimum interval
 		}
 		first = false
 		select {
@@ -118,10 +121,14 @@ func (r *URIResolver) watch(ctx context.Context, uri string, ch chan<- Update) {
 	}
 }
 
-// jitter returns d ±10%, at least minRefresh.
+// jitter returns d ±10%, or, when that is below the minimum interval,
+// the minimum plus 0 to 10%: refreshes at the minimum (TTL 0) are spread
+// too, never sooner.
 func (r *URIResolver) jitter(d time.Duration) time.Duration {
-	j := time.Duration(int64(d) / 1000 * int64(900+r.intN(201)))
-	return max(j, minRefresh)
+	if j := time.Duration(int64(d) / 1000 * int64(900+r.intN(201))); j >= r.minRefresh {
+		return j
+	}
+	return time.Duration(int64(r.minRefresh) / 1000 * int64(1000+r.intN(101)))
 }
 
 // endpointSetKey identifies a set of endpoints whatever their order (the
