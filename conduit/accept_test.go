@@ -1,0 +1,379 @@
+package conduit
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestIsTemporaryAccept(t *testing.T) {
+	wrap := func(errno syscall.Errno) error {
+		return &OpError{Op: "accept", URI: "tcp://127.0.0.1:1",
+			Err: &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", errno)}}
+	}
+	for _, errno := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM,
+		syscall.ECONNABORTED, syscall.EINTR, syscall.EAGAIN, syscall.EPROTO} {
+		assert.True(t, isTemporaryAccept(errno), "%v", errno)
+		assert.True(t, isTemporaryAccept(wrap(errno)), "wrapped %v", errno)
+	}
+	for _, err := range []error{
+		net.ErrClosed,
+		&OpError{Op: "accept", Err: &net.OpError{Op: "accept", Net: "tcp", Err: net.ErrClosed}},
+		wrap(syscall.EBADF),
+		wrap(syscall.EINVAL),
+		errors.New("conduit: something else"),
+	} {
+		assert.False(t, isTemporaryAccept(err), "%v", err)
+	}
+}
+
+func TestAcceptBackoff(t *testing.T) {
+	var b acceptBackoff
+	var got []time.Duration
+	for range 10 {
+		got = append(got, b.next())
+	}
+	ms := time.Millisecond
+	assert.Equal(t, []time.Duration{5 * ms, 10 * ms, 20 * ms, 40 * ms, 80 * ms, 160 * ms, 320 * ms, 640 * ms,
+		time.Second, time.Second}, got)
+	b.reset()
+	assert.Equal(t, 5*ms, b.next())
+}
+
+// failingListener returns its scripted results in order (an error, or nil
+// for a connection from net.Pipe), then blocks until closed.
+type failingListener struct {
+	mu      sync.Mutex
+	script  []error
+	peers   chan net.Conn // the client ends of the connections handed out
+	closed  chan struct{}
+	once    sync.Once
+	forever error // returned on every Accept once the script is done, if set
+}
+
+func newFailingListener(script ...error) *failingListener {
+	return &failingListener{script: script, peers: make(chan net.Conn, len(script)), closed: make(chan struct{})}
+}
+
+func (l *failingListener) Accept() (net.Conn, error) {
+	l.mu.Lock()
+	if len(l.script) > 0 {
+		err := l.script[0]
+		l.script = l.script[1:]
+		l.mu.Unlock()
+		if err != nil {
+			return nil, err
+		}
+		a, b := net.Pipe()
+		l.peers <- a
+		return b, nil
+	}
+	l.mu.Unlock()
+	if l.forever != nil {
+		select {
+		case <-l.closed:
+			return nil, &net.OpError{Op: "accept", Net: "pipe", Err: net.ErrClosed}
+		default:
+			return nil, l.forever
+		}
+	}
+	<-l.closed
+	return nil, &net.OpError{Op: "accept", Net: "pipe", Err: net.ErrClosed}
+}
+
+func (l *failingListener) Close() error {
+	l.once.Do(func() { close(l.closed) })
+	return nil
+}
+
+func (l *failingListener) Addr() net.Addr { return pipeAddr{} }
+
+type pipeAddr struct{}
+
+func (pipeAddr) Network() string { return "pipe" }
+func (pipeAddr) String() string  { return "pipe" }
+
+// emfile is an accept error as the net package returns it.
+func emfile() error {
+	return &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
+}
+
+// recordingTimers is an injected timer factory: it records the delays
+// asked for and fires at once, or never when block is set (then each
+// request is announced on asked).
+type recordingTimers struct {
+	mu     sync.Mutex
+	delays []time.Duration
+	block  bool
+	asked  chan time.Duration
+}
+
+func (r *recordingTimers) newTimer(d time.Duration) (<-chan time.Time, func() bool) {
+	r.mu.Lock()
+	r.delays = append(r.delays, d)
+	r.mu.Unlock()
+	c := make(chan time.Time, 1)
+	if r.block {
+		r.asked <- d
+	} else {
+		c <- time.Time{}
+	}
+	return c, func() bool { return true }
+}
+
+func (r *recordingTimers) got() []time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]time.Duration(nil), r.delays...)
+}
+
+// lockedBuffer is a log sink for several goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestServeRetriesTemporaryAcceptErrors: EMFILE from Accept is logged and
+// retried with a back-off doubling from 5 ms to 1 s, reset by an accept
+// that succeeds; the flows in between are served.
+func TestServeRetriesTemporaryAcceptErrors(t *testing.T) {
+	var script []error
+	for range 10 {
+		script = append(script, emfile())
+	}
+	script = append(script, nil, emfile(), emfile(), nil)
+	ln := newFailingListener(script...)
+	var logs lockedBuffer
+	timers := &recordingTimers{}
+	served := make(chan struct{}, 2)
+	srv := &Server{
+		Handler: HandlerFunc(func(_ context.Context, f Flow) {
+			f.Write([]byte("hi"))
+			served <- struct{}{}
+		}),
+		Logger:   slog.New(slog.NewTextHandler(&logs, nil)),
+		newTimer: timers.newTimer,
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	for range 2 {
+		peer := <-ln.peers
+		got, err := io.ReadAll(peer)
+		require.NoError(t, err)
+		assert.Equal(t, "hi", string(got))
+		peer.Close()
+		<-served
+	}
+	require.NoError(t, srv.Close())
+	require.ErrorIs(t, <-errc, ErrServerClosed)
+
+	ms := time.Millisecond
+	assert.Equal(t, []time.Duration{5 * ms, 10 * ms, 20 * ms, 40 * ms, 80 * ms, 160 * ms, 320 * ms, 640 * ms,
+		time.Second, time.Second, 5 * ms, 10 * ms}, timers.got())
+	out := logs.String()
+	assert.Equal(t, 12, strings.Count(out, "accept failed; retrying"), out)
+	assert.Contains(t, out, "too many open files")
+	assert.Contains(t, out, "level=WARN")
+}
+
+// TestServeBackoffInterruptedByClose: Close does not wait for the
+// back-off's timer.
+func TestServeBackoffInterruptedByClose(t *testing.T) {
+	ln := newFailingListener()
+	ln.forever = emfile()
+	timers := &recordingTimers{block: true, asked: make(chan time.Duration, 1)}
+	srv := &Server{Handler: echo, newTimer: timers.newTimer}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	require.Equal(t, minAcceptDelay, <-timers.asked)
+	require.NoError(t, srv.Close())
+	require.ErrorIs(t, <-errc, ErrServerClosed)
+}
+
+// TestServeEndsOnPermanentAcceptError: an error that is neither temporary
+// nor a shutdown ends Serve with that error.
+func TestServeEndsOnPermanentAcceptError(t *testing.T) {
+	bad := &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.EINVAL)}
+	ln := newFailingListener(bad)
+	srv := &Server{Handler: echo}
+	err := srv.Serve(ln)
+	require.ErrorIs(t, err, syscall.EINVAL)
+	require.NoError(t, srv.Close())
+}
+
+// fdChildEnv runs TestServeSurvivesFDExhaustion's server role.
+const fdChildEnv = "CONDUIT_TEST_FD_CHILD"
+
+// fdChildLimit is the child's RLIMIT_NOFILE.
+const fdChildLimit = 64
+
+// TestServeSurvivesFDExhaustion runs an echo server in a child process
+// (this test binary again) whose RLIMIT_NOFILE is 64, holds more
+// connections to it than it has descriptors, waits for the server to log
+// EMFILE, releases them and checks that the server serves again and
+// exits cleanly.
+func TestServeSurvivesFDExhaustion(t *testing.T) {
+	if os.Getenv(fdChildEnv) == "1" {
+		fdChild()
+		return
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestServeSurvivesFDExhaustion$", "-test.v")
+	cmd.Env = append(os.Environ(), fdChildEnv+"=1")
+	stdin, err := cmd.StdinPipe()
+	require.NoError(t, err)
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	stderr, err := cmd.StderrPipe()
+	require.NoError(t, err)
+	cmd.WaitDelay = 10 * time.Second
+	require.NoError(t, cmd.Start())
+	exited := make(chan struct{}) // closed when the child has exited, with exitErr set
+	var exitErr error
+	var childOut lockedBuffer
+	outDone := make(chan struct{})
+	go func() { io.Copy(&childOut, stdout); close(outDone) }()
+	lines := make(chan string, 1024)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			default:
+			}
+		}
+		close(lines)
+	}()
+	go func() { <-outDone; exitErr = cmd.Wait(); close(exited) }()
+	defer func() {
+		stdin.Close()
+		select {
+		case <-exited:
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+			<-exited
+		}
+	}()
+
+	guard := time.After(60 * time.Second) // only against a hang
+	waitLine := func(want string) string {
+		t.Helper()
+		for {
+			select {
+			case l, ok := <-lines:
+				if !ok {
+					t.Fatalf("the server exited before logging %q:\n%s", want, childOut.String())
+				}
+				if strings.Contains(l, want) {
+					return l
+				}
+			case <-guard:
+				t.Fatalf("no %q from the server:\n%s", want, childOut.String())
+			}
+		}
+	}
+	addr := strings.TrimPrefix(waitLine("listening "), "listening ")
+
+	// More connections than the child has descriptors: the kernel
+	// completes them all in the listen queue; the child accepts until
+	// EMFILE.
+	var held []net.Conn
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	for range fdChildLimit + 16 {
+		c, err := net.Dial("tcp", addr)
+		require.NoError(t, err)
+		held = append(held, c)
+	}
+	waitLine("too many open files")
+
+	for _, c := range held {
+		c.Close()
+	}
+	held = nil
+	// The server serves again once the descriptors are back.
+	c, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	defer c.Close()
+	require.NoError(t, c.SetDeadline(time.Now().Add(30*time.Second))) // hang guard
+	_, err = c.Write([]byte("again"))
+	require.NoError(t, err)
+	require.NoError(t, c.(*net.TCPConn).CloseWrite())
+	got, err := io.ReadAll(c)
+	require.NoError(t, err)
+	assert.Equal(t, "again", string(got))
+
+	stdin.Close() // tells the child to shut down
+	select {
+	case <-exited:
+		require.NoError(t, exitErr, "the server exited with an error:\n%s", childOut.String())
+	case <-guard:
+		t.Fatal("the server did not exit")
+	}
+	assert.Contains(t, childOut.String(), "served until shutdown")
+}
+
+// fdChild is the server of TestServeSurvivesFDExhaustion: it lowers its
+// descriptor limit, serves echo on loopback, logs to stderr, and shuts
+// down when its stdin closes. Serve ending early is an error.
+func fdChild() {
+	fail := func(err error) {
+		fmt.Fprintln(os.Stdout, "FAIL:", err)
+		os.Exit(1)
+	}
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		fail(err)
+	}
+	lim.Cur = fdChildLimit
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		fail(err)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	c := New(&Config{Logger: log})
+	defer c.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ln, err := c.Listen(ctx, "tcp://127.0.0.1:0")
+	if err != nil {
+		fail(err)
+	}
+	fmt.Fprintf(os.Stderr, "listening %s\n", ln.Addr())
+	go func() {
+		io.Copy(io.Discard, os.Stdin)
+		cancel()
+	}()
+	if err := ServeListener(ctx, ln, echo, 10*time.Second); err != nil {
+		fail(err)
+	}
+	fmt.Fprintln(os.Stdout, "served until shutdown")
+}
