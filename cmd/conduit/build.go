@@ -324,7 +324,20 @@ func errorsIsUsage(err error) bool {
 	return errors.As(err, &ue) || errors.Is(err, resolver.ErrMalformedURI) || errors.Is(err, resolver.ErrUnknownScheme)
 }
 
-// plain is err's message without the package prefix.
-func plain(err error) string { return strings.TrimPrefix(err.Error(), "conduit: ") }
+// plain is err's message without the package prefixes leading it: the
+// command's own line has "conduit: " already.
+func plain(err error) string {
+	msg := err.Error()
+	for {
+		trimmed := msg
+		for _, p := range []string{"conduit: ", "tcpflow: ", "tlsflow: ", "vchan: ", "resolver: "} {
+			trimmed = strings.TrimPrefix(trimmed, p)
+		}
+		if trimmed == msg {
+			return msg
+		}
+		msg = trimmed
+	}
+}
 
 var _ io.Writer = (*logWriter)(nil)

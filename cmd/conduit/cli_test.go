@@ -200,7 +200,12 @@ var (
 )
 
 // binary builds the command once for the tests that run it as a process.
+// CONDUIT_TEST_BINARY names another build to run instead (to check that
+// a test fails on an older one).
 func binary(t *testing.T) string {
+	if p := os.Getenv("CONDUIT_TEST_BINARY"); p != "" {
+		return p
+	}
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "conduit-bin-")
 		if err != nil {

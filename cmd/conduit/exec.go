@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"syscall"
 	"time"
@@ -64,7 +65,7 @@ func (e *execCmd) wait() error {
 // ends), its standard output to the flow. It returns the transfer's
 // result and how the command ended.
 func transferExec(ctx context.Context, t *transfer, e *execCmd) (result, error) {
-	t.in, t.out = e.stdout, e.stdin
+	t.in, t.out = e.stdout, &commandInput{w: e.stdin}
 	t.outDone = func() { e.stdin.Close() }
 	res := t.run(ctx)
 	if !res.clean() {
@@ -73,4 +74,25 @@ func transferExec(ctx context.Context, t *transfer, e *execCmd) (result, error) 
 		e.stdout.Close()
 	}
 	return res, e.wait()
+}
+
+// commandInput is a command's standard input. A command may exit, or
+// close its input, without reading all the peer sends (printf ok): what
+// is left is dropped, as socat's EXEC: does, instead of failing the
+// transfer. How the command ended is reported apart.
+type commandInput struct {
+	w      io.Writer
+	closed bool
+}
+
+func (c *commandInput) Write(p []byte) (int, error) {
+	if c.closed {
+		return len(p), nil
+	}
+	n, err := c.w.Write(p)
+	if errors.Is(err, syscall.EPIPE) || errors.Is(err, os.ErrClosed) {
+		c.closed = true
+		return len(p), nil
+	}
+	return n, err
 }

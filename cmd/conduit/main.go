@@ -37,7 +37,7 @@ type stdio struct {
 	// to it, erasing the progress line first.
 	err any
 	log *logWriter
-	cmd *command // the subcommand running
+	cmd *command   // the subcommand running
 	all []*command // every subcommand (for completion)
 }
 
