@@ -9,9 +9,11 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/conduit-go/conduit/conduit"
+	"github.com/conduit-go/conduit/tcpflow"
 	"github.com/conduit-go/conduit/tlsflow"
 	"github.com/conduit-go/conduit/vchan"
 )
@@ -180,7 +182,8 @@ func howCut(ctx context.Context, res result, o *options) string {
 // byPeer reports whether err is the peer's doing: a reset, an end
 // without close_notify, a peer that died.
 func byPeer(err error) bool {
-	return errors.Is(err, conduit.ErrReset) || errors.Is(err, tlsflow.ErrTruncated) ||
+	return errors.Is(err, conduit.ErrReset) || errors.Is(err, tcpflow.ErrReset) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, tlsflow.ErrTruncated) ||
 		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, vchan.ErrPeerDied) ||
 		errors.Is(err, vchan.ErrPeerClosed) || errors.Is(err, tlsflow.ErrPeerAlert)
 }
