@@ -199,6 +199,11 @@ var (
 	fIdle = flagDef{name: "idle-timeout", short: "w", arg: "DURATION",
 		help: "close a connection when no byte has moved either way for this long (0: never)",
 		set:  durationFlag(func(o *options) *time.Duration { return &o.idle })}
+	// fIdleServer is --idle-timeout of listen and relay: a server keeps
+	// no connection open forever by default.
+	fIdleServer = flagDef{name: "idle-timeout", short: "w", arg: "DURATION", def: "5m",
+		help: "close a connection when no byte has moved either way for this long (0: never)",
+		set:  durationFlag(func(o *options) *time.Duration { return &o.idle })}
 	fHandshake = flagDef{name: "handshake-timeout", arg: "DURATION", def: "10s",
 		help: "close a client that has not finished the TLS handshake in this long (0: never)",
 		set:  durationFlag(func(o *options) *time.Duration { return &o.handshake })}
