@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -30,7 +32,8 @@ func DnsmasqPath(t testing.TB) string {
 // "--host-record=web.test,127.0.0.5" or
 // "--srv-host=_echo._tcp.web.test,web.test,8080"), and returns its
 // address once it answers an A query for probe. It asks no upstream
-// server and reads no system file.
+// server and reads no system file. Local records have a TTL of 60 s
+// unless records set --local-ttl (dnsmasq refuses it twice).
 func Dnsmasq(t testing.TB, probe string, records ...string) netip.AddrPort {
 	t.Helper()
 	path := DnsmasqPath(t)
@@ -41,12 +44,16 @@ func Dnsmasq(t testing.TB, probe string, records ...string) netip.AddrPort {
 		}
 		port := pc.LocalAddr().(*net.UDPAddr).Port
 		pc.Close()
-		args := append([]string{
+		args := []string{
 			"--no-daemon", fmt.Sprintf("--port=%d", port),
 			"--listen-address=127.0.0.1", "--bind-interfaces",
 			"--no-resolv", "--no-hosts", "--conf-file=/dev/null", "--pid-file=",
-			"--log-facility=-", "--local=/test/", "--local-ttl=60",
-		}, records...)
+			"--log-facility=-", "--local=/test/",
+		}
+		if !slices.ContainsFunc(records, func(r string) bool { return strings.HasPrefix(r, "--local-ttl=") }) {
+			args = append(args, "--local-ttl=60")
+		}
+		args = append(args, records...)
 		p := StartProcess(t, path, args...)
 		addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port))
 		c := &dns.Client{Timeout: 200 * time.Millisecond}
