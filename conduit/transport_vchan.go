@@ -16,7 +16,8 @@ type VchanTransport struct {
 	Config *vchan.Config
 }
 
-// Dial connects to a vchan server by domain id or by name.
+// Dial connects to a vchan server by domain id (1..32751: domain id 0
+// only asks a listener for a free one, and is refused here) or by name.
 func (t *VchanTransport) Dial(ctx context.Context, ep resolver.Endpoint, _ DialOptions) (net.Conn, error) {
 	switch e := ep.(type) {
 	case resolver.VchanDirect:

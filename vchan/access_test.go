@@ -415,3 +415,24 @@ func TestDialListenerOtherUser(t *testing.T) {
 	assert.Contains(t, err.Error(), "runs as uid 65534 and cannot read the requests of this user (uid 0)")
 	assertOnlyListener(t, store, srv)
 }
+
+// TestDomidZero: domid 0 is never a domain: Listen allocates one for it
+// (and reports it), Dial refuses it with a message that says so.
+func TestDomidZero(t *testing.T) {
+	dir := testStore(t)
+	ctx := context.Background()
+	l, err := Listen(ctx, &Config{Dir: dir, Domid: 0}, "p")
+	require.NoError(t, err)
+	defer l.Close()
+	assert.GreaterOrEqual(t, l.Domid(), 1)
+	assert.Equal(t, fmt.Sprintf("vchan://%d/p", l.Domid()), l.Addr().String())
+	assert.Equal(t, l.Domid(), l.Addr().(*Addr).Domain())
+	_, err = Dial(ctx, &Config{Dir: dir}, 0, "p")
+	var ve *Error
+	require.ErrorAs(t, err, &ve)
+	assert.Contains(t, err.Error(), "invalid domid 0 (0 only allocates a domid to listen on; dial the domid the listener reports, 1..32751)")
+	for _, d := range []int{-1, maxDomid + 1} {
+		_, err = Dial(ctx, &Config{Dir: dir}, d, "p")
+		assert.ErrorContains(t, err, fmt.Sprintf("invalid domid %d (want 1..32751)", d))
+	}
+}
