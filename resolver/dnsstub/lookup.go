@@ -31,7 +31,7 @@ func (s *Stub) LookupHost(ctx context.Context, name string) ([]netip.Addr, error
 
 // LookupHostTTL is LookupHost that also returns how long the answer stays
 // valid: the lowest remaining TTL of the A and AAAA answers (30 s for a
-// stale answer).
+// stale answer), leaving out a negative answer that may not be cached.
 func (s *Stub) LookupHostTTL(ctx context.Context, name string) ([]netip.Addr, time.Duration, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, 0, &Error{Name: name, Type: "A/AAAA", Err: err}
@@ -88,7 +88,14 @@ func (s *Stub) LookupHostTTL(ctx context.Context, name string) ([]netip.Addr, ti
 				notFound = ErrNXDomain
 			}
 			addrs = append(addrs, e.addrs...)
-			if t := e.remaining(now); ttl < 0 || t < ttl {
+			// A negative half that may not be cached (NODATA without
+			// an SOA record, as dnsmasq sends for AAAA) does not make
+			// the addresses of the other half uncacheable.
+			t := e.remaining(now)
+			if len(e.addrs) == 0 && t == 0 {
+				continue
+			}
+			if ttl < 0 || t < ttl {
 				ttl = t
 			}
 		}

@@ -428,3 +428,25 @@ func TestCNAMENotFollowed(t *testing.T) {
 	_, err = s.LookupHost(context.Background(), "self.test")
 	require.ErrorIs(t, err, ErrCNAMELoop)
 }
+
+// TestHostTTLIgnoresUncacheableNoData: dnsmasq answers AAAA for an
+// IPv4-only name with NODATA and no SOA record, which may not be cached
+// (RFC 2308 §5); the A answer's TTL still says how long the addresses
+// stay valid, so that a Watch does not refresh the name at every turn.
+func TestHostTTLIgnoresUncacheableNoData(t *testing.T) {
+	srv := startFake(t, func(w dns.ResponseWriter, r *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		if r.Question[0].Qtype == dns.TypeA {
+			rr, err := dns.NewRR("v4only.test. 300 IN A 192.0.2.1")
+			require.NoError(t, err)
+			m.Answer = append(m.Answer, rr)
+		}
+		w.WriteMsg(m)
+	})
+	s := newStub(t, newClock(), srv)
+	got, ttl, err := s.LookupHostTTL(context.Background(), "v4only.test")
+	require.NoError(t, err)
+	assert.Equal(t, addrs("192.0.2.1"), got)
+	assert.Equal(t, 300*time.Second, ttl)
+}
