@@ -232,7 +232,7 @@ func (c *Conduit) DialEndpoints(ctx context.Context, eps []resolver.Endpoint) (F
 // DialContext dials network and address the way net.Dialer.DialContext
 // does, so a Conduit plugs into http.Transport.DialContext and gRPC's
 // context dialer. An address that is a URI ("unix:///run/app.sock",
-// "vchan://0/web") is dialed as it is, whatever network says;
+// "vchan://7/web") is dialed as it is, whatever network says;
 // otherwise network "tcp", "tcp4" or "tcp6" with "host:port" dials
 // tcp://host:port, and "unix" with a path dials that socket.
 func (c *Conduit) DialContext(ctx context.Context, network, address string) (net.Conn, error) {

@@ -92,6 +92,7 @@ func TestValidate(t *testing.T) {
 		{endpoint.Unix{Path: "@abstract"}, "not absolute"},
 		{endpoint.Unix{Path: "/a\x00b"}, "NUL"},
 		{endpoint.VchanDirect{Domid: -1, Port: "p"}, "out of range"},
+		{endpoint.VchanDirect{Port: "p"}, "only valid to listen on"},
 		{endpoint.VchanDirect{Domid: endpoint.MaxDomid + 1, Port: "p"}, "out of range"},
 		{endpoint.VchanDirect{Domid: 1, Port: "a/b"}, "invalid vchan port"},
 		{endpoint.VchanNamed{Port: "p"}, "empty vchan name"},

@@ -15,7 +15,7 @@ const (
 
 // MaxDomid is the largest domain id a vchan endpoint may name (Xen's
 // DOMID_FIRST_RESERVED - 1).
-const MaxDomid = 0x7FF0
+const MaxDomid = 0x7FEF
 
 // VchanDirect is a vchan endpoint named by the server's domain id and a
 // port (OCaml conduit's Vchan_direct).
@@ -34,7 +34,11 @@ func (e VchanDirect) String() string { return "vchan://" + strconv.Itoa(e.Domid)
 func (e VchanDirect) URI() string { return e.String() }
 
 // Validate checks the domain id's range and the port's characters.
+// Domain id 0 is only valid to listen on (the listener allocates one).
 func (e VchanDirect) Validate() error {
+	if e.Domid == 0 {
+		return invalid(fmt.Sprintf("%s: domain id 0 is only valid to listen on", e))
+	}
 	if e.Domid < 0 || e.Domid > MaxDomid {
 		return invalid(fmt.Sprintf("%s: domain id %d out of range", e, e.Domid))
 	}
