@@ -39,7 +39,7 @@ func stallTLS(t *testing.T, uri string) net.Conn {
 	return c
 }
 
-func hostPort(t *testing.T, uri string) string {
+func hostPort(t testing.TB, uri string) string {
 	t.Helper()
 	_, rest, ok := strings.Cut(uri, "://")
 	require.True(t, ok, uri)
