@@ -40,6 +40,20 @@ type Options struct {
 	MSS int
 	// SendBuffer and RecvBuffer bound each connection's buffers (bytes).
 	SendBuffer, RecvBuffer int
+	// BufferBudget bounds the memory the send and receive buffers of
+	// all connections pin together (bytes), so that peers that never
+	// read (a zero window) or send what is never read cannot pin a full
+	// buffer each. When it is reached a Write waits as on a full send
+	// buffer (its deadline applies), receive windows advertise no more
+	// than the memory left, and once not even a new connection's first
+	// 8 KiB is left, SYNs are answered with a reset and dials fail
+	// (Stats.TCP.BudgetRefused). Beyond its first 8 KiB a connection's
+	// buffers grow only while the total stays under 7/8 of the budget,
+	// so that new connections keep working while peers pin the rest.
+	// Zero means tcp.DefaultBufferBudget, 256 MiB (or 16 connections'
+	// full buffers, 16 × (SendBuffer + RecvBuffer), if that is more);
+	// negative means no budget. See tcp.Options.BufferBudget.
+	BufferBudget int
 	// TimeWait is 2MSL, the time a connection stays in TIME-WAIT.
 	TimeWait time.Duration
 	// ISNSecret keys initial sequence numbers and ephemeral ports.
@@ -117,6 +131,7 @@ func New(o Options) (*Stack, error) {
 	}
 	override(&to.SendBuffer, o.SendBuffer)
 	override(&to.RecvBuffer, o.RecvBuffer)
+	override(&to.BufferBudget, o.BufferBudget)
 	override(&to.MaxConnections, o.MaxConnections)
 	override(&to.SYNBacklog, o.SYNBacklog)
 	override(&to.TimeWait, o.TimeWait)

@@ -27,7 +27,7 @@ func (e *endpoint) setISS(iss seqnum.Value) {
 func (e *endpoint) activeOpen() {
 	e.setISS(e.p.keys.isn(e.id, e.now()))
 	e.state = stateSynSent
-	e.rttTiming, e.rttStart = true, e.now()
+	e.rttTiming, e.rttStart = true, e.p.since(e.now())
 	e.sendSYN()
 	e.rtoTimer.set(e.rto)
 }
@@ -40,7 +40,7 @@ func (e *endpoint) passiveOpen(s *segment) {
 	e.maxSndWnd = e.sndWnd
 	e.sndWl1, e.sndWl2 = s.seq, e.iss
 	e.state = stateSynRcvd
-	e.rttTiming, e.rttStart = true, e.now()
+	e.rttTiming, e.rttStart = true, e.p.since(e.now())
 	e.sendSYN()
 	e.rtoTimer.set(e.rto)
 }
@@ -105,6 +105,7 @@ func (e *endpoint) handleSegment(s *segment) {
 	e.mu.Lock()
 	t := e.tick()
 	est := e.handleSegmentLocked(s)
+	e.settle()
 	e.endTick(t)
 	e.mu.Unlock()
 	if est {
@@ -218,7 +219,7 @@ func (e *endpoint) handleSegmentLocked(s *segment) (established bool) {
 		e.sndWl1, e.sndWl2 = s.seq, s.ack
 		if e.retries == 0 && !e.tsOK {
 			// The SYN-ACK was not retransmitted: a valid RTT sample.
-			e.rttSample(now.Sub(e.rttStartOr(now)))
+			e.rttSample(e.synRTT(now))
 		}
 		e.retries = 0
 		e.rtoTimer.stop()
@@ -252,13 +253,14 @@ func (e *endpoint) handleSegmentLocked(s *segment) (established bool) {
 	return established
 }
 
-// rttStartOr returns when the SYN-ACK was sent, if known.
-func (e *endpoint) rttStartOr(now time.Time) time.Time {
+// synRTT returns the time since our SYN (or SYN-ACK) was sent, if
+// known, else zero.
+func (e *endpoint) synRTT(now time.Time) time.Duration {
 	if e.rttTiming {
 		e.rttTiming = false
-		return e.rttStart
+		return e.p.since(now) - e.rttStart
 	}
-	return now
+	return 0
 }
 
 // afterAck applies the state changes an acknowledged FIN causes; it
@@ -318,7 +320,7 @@ func (e *endpoint) synSentSegment(s *segment) {
 	if e.tsOK && s.opts.TSEcr != 0 {
 		e.rttSample(e.tsRTT(s.opts.TSEcr))
 	} else if e.retries == 0 {
-		e.rttSample(now.Sub(e.rttStartOr(now)))
+		e.rttSample(e.synRTT(now))
 	}
 	e.retries = 0
 	e.rtoTimer.stop()
@@ -361,6 +363,7 @@ func (e *endpoint) enterTimeWait() {
 	e.sndBuf.release()
 	e.txq, e.txqBase, e.sb = nil, nil, scoreboard{}
 	e.ooo = nil
+	e.settle()
 	e.closeTimer.set(e.p.o.TimeWait)
 	e.broadcast()
 }

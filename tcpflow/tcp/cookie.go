@@ -238,6 +238,13 @@ func (p *Protocol) handleCookieACK(id connID, s *segment) bool {
 		p.stats.synDropped.Add(1)
 		return true
 	}
+	if p.budget.exhausted() {
+		p.mu.Unlock()
+		e.mu.Unlock()
+		p.stats.budgetRefused.Add(1)
+		p.sendResetFor(id, s)
+		return true
+	}
 	e.listener = l
 	l.pending++ // established takes it back
 	p.conns[id] = e
@@ -246,6 +253,7 @@ func (p *Protocol) handleCookieACK(id connID, s *segment) bool {
 	e.cookieOpen(s, idx)
 	if len(s.data) > 0 || s.has(header.TCPFlagFIN) {
 		e.handleSegmentLocked(s)
+		e.settle()
 	}
 	e.mu.Unlock()
 	p.established(e)

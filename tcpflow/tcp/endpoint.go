@@ -41,6 +41,7 @@ var (
 	errKeepalive   = errors.New("tcp: keepalive probes unanswered")
 	errICMPRefused = errors.New("tcp: ICMP destination unreachable")
 	errAborted     = errors.New("tcp: connection aborted")
+	errUserTimeout = errors.New("tcp: user timeout: data waited too long for the peer")
 )
 
 type timeoutError struct{ error }
@@ -53,7 +54,7 @@ func kindOf(err error) error {
 		return tcpflow.ErrReset
 	case errors.Is(err, errICMPRefused):
 		return tcpflow.ErrRefused
-	case errors.Is(err, errRetransmit), errors.Is(err, errKeepalive):
+	case errors.Is(err, errRetransmit), errors.Is(err, errKeepalive), errors.Is(err, errUserTimeout):
 		return tcpflow.ErrTimeout
 	}
 	return nil
@@ -70,13 +71,14 @@ type endpoint struct {
 
 	mu       sync.Mutex
 	cond     sync.Cond // on mu: broadcast at every change a waiter may need
-	state    state
+	charged  int       // memory charged to the buffer budget (budget.go)
 	err      error     // why the connection ended abnormally
 	listener *listener // passive opens, until delivered
 
 	readDeadline, writeDeadline time.Time
 
 	// Flags, together so that they share words.
+	state      state
 	delivered  bool // handed to the listener (guarded by p.mu)
 	userClosed bool // Close was called
 	finQueued  bool // the FIN follows the send buffer
@@ -99,6 +101,7 @@ type endpoint struct {
 	sndWnd                      uint32 // scaled
 	maxSndWnd                   uint32
 	sndWl1, sndWl2              seqnum.Value
+	probes                      int32 // unanswered zero-window probes (here to fill a word)
 	sndBuf                      ring
 	sndBufStart                 seqnum.Value // sequence number of sndBuf[0]
 	pushSeq                     seqnum.Value // data before it goes out without Nagle delay
@@ -114,8 +117,9 @@ type endpoint struct {
 	tsRecent                        uint32 // the peer's timestamp to echo (RFC 7323), here to share a word
 	// RTT and RTO (RFC 6298).
 	srtt, rttvar, rto time.Duration
-	backoff           int // RTO doublings since the last new ACK
-	rttStart          time.Time
+	backoff           int           // RTO doublings since the last new ACK
+	rttStart          time.Duration // when the SYN was sent (Protocol.since)
+	stallAt           time.Duration // the peer's last acknowledgment of new data, or when data began to wait for it (Protocol.since)
 	retries           int
 	// Retransmission queue and loss detection (sack.go).
 	txq                 []txSeg
@@ -132,8 +136,6 @@ type endpoint struct {
 	rttCandXmit         uint64
 	rttCandAt           time.Time
 	recXmit             uint64 // first transmission of this recovery
-	tlpProbes           int    // tail loss probes sent since the last new ACK
-	probes              int    // unanswered zero-window probes
 
 	// Receive side (rcv.go).
 	irs, rcvNxt seqnum.Value
@@ -157,6 +159,7 @@ type endpoint struct {
 	lastRecv                                                         time.Time
 	nowC                                                             time.Time // see tick
 	hdrBuf                                                           [header.TCPMaximumHeaderSize]byte
+	tlpProbes                                                        int32 // tail loss probes sent since the last new ACK (here to fill a word)
 }
 
 var _ tcpflow.Flow = (*endpoint)(nil)
@@ -266,6 +269,7 @@ func (e *endpoint) Read(b []byte) (int, error) {
 			}
 			c := e.rcvBuf.Read(b, e.p.returnBuf)
 			t := e.tick()
+			e.settle()
 			e.consumed(c)
 			e.endTick(t)
 			return c, nil
@@ -332,14 +336,23 @@ func (e *endpoint) writev(bufs [][]byte, nodelay bool) (int64, error) {
 				return total, err
 			}
 			room := e.p.o.SendBuffer - e.sndBuf.Len()
+			budgetWait := false
+			if room > 0 {
+				room = e.sendRoom(min(room, len(b)))
+				budgetWait = room == 0
+			}
 			if room <= 0 {
-				// The buffer is full: push what is queued, and wait
-				// for room.
+				// The buffer is full, or the buffer budget is: push
+				// what is queued, and wait for room (or memory).
 				e.pushSeq = e.sndBufEnd()
 				t := e.tick()
 				e.output()
 				e.endTick(t)
-				if err := e.wait(&e.writeDeadline); err != nil {
+				err := e.wait(&e.writeDeadline)
+				if budgetWait {
+					e.p.budget.unwait(e)
+				}
+				if err != nil {
 					return total, err
 				}
 				continue
@@ -423,6 +436,10 @@ func (e *endpoint) Close() error {
 	}
 	e.userClosed = true
 	e.broadcast()
+	// Unread data is dropped (a reset connection's too); later data is
+	// acknowledged and dropped.
+	e.rcvBuf.release(e.p.returnBuf)
+	e.settle()
 	switch e.state {
 	case stateSynSent:
 		e.closeLocked(nil)
@@ -430,8 +447,6 @@ func (e *endpoint) Close() error {
 	case stateClosed, stateTimeWait:
 		return nil
 	}
-	// Unread data is dropped; later data is acknowledged and dropped.
-	e.rcvBuf.release(e.p.returnBuf)
 	e.shutdownSend()
 	if e.state == stateFinWait2 {
 		e.closeTimer.set(e.p.o.FinTimeout)
@@ -511,6 +526,7 @@ func (e *endpoint) closeLocked(err error) {
 	e.sndBuf.release()
 	e.txq, e.txqBase, e.sb = nil, nil, scoreboard{}
 	e.ooo = nil
+	e.settle()
 	e.broadcast()
 	e.p.remove(e)
 }
@@ -535,4 +551,14 @@ func (e *endpoint) abort(err error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.abortLocked(err)
+}
+
+// discard aborts a connection no user has (or will) and drops the data
+// it received, so that its memory goes back to the buffer budget.
+func (e *endpoint) discard() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.abortLocked(nil)
+	e.rcvBuf.release(e.p.returnBuf)
+	e.settle()
 }

@@ -165,7 +165,7 @@ func (fl *flowListener) Close() error {
 	for {
 		select {
 		case e := <-fl.l.accept:
-			e.abort(nil)
+			e.discard()
 		default:
 			return nil
 		}

@@ -32,6 +32,7 @@ const (
 	DefaultMaxRetransmits = 15
 	DefaultSYNRetries     = 6
 	DefaultDelayedACK     = 40 * time.Millisecond
+	DefaultUserTimeout    = 5 * time.Minute
 )
 
 // Options configures a Protocol. The zero value of every field but
@@ -49,6 +50,34 @@ type Options struct {
 	MSS int
 	// SendBuffer and RecvBuffer bound each connection's buffers (bytes).
 	SendBuffer, RecvBuffer int
+	// BufferBudget bounds the memory the send and receive buffers of
+	// all connections pin together (bytes; see budget.go): send and
+	// receive rings, buffers lent by the link, out-of-order data. When
+	// it is reached, a Write waits as on a full send buffer (its
+	// deadline applies), receive windows advertise no more than the
+	// memory left, and, once not even 8 KiB is left for a new
+	// connection, SYNs are answered with a reset and dials fail with
+	// ErrBudgetExhausted (Stats.BudgetRefused). Beyond its first 8 KiB
+	// a connection's buffers grow only while the total stays under 7/8
+	// of the budget: the last eighth keeps new connections working
+	// while peers pin the rest. Zero means DefaultBufferBudget (256
+	// MiB), or 16 connections' full buffers, 16 × (SendBuffer +
+	// RecvBuffer), if that is more; negative means no budget. A budget
+	// below 32 KiB counts as 32 KiB.
+	BufferBudget int
+	// UserTimeout is how long data may wait for the peer before the
+	// connection fails with a timeout (RFC 9293 section 3.8.3's R2,
+	// RFC 5482): unacknowledged despite retransmissions, or held back
+	// by a zero window that the peer keeps closed while answering our
+	// probes (RFC 6429 lets a sender give up on such a peer). It is
+	// measured from the peer's last acknowledgment of new data, or from
+	// when data began to wait for it. The retransmission and probe
+	// timers are clamped so that it ends on time. Zero means
+	// DefaultUserTimeout (5 minutes); negative means none:
+	// retransmissions are then bounded by MaxRetransmits alone, and a
+	// zero window is probed for as long as the peer answers (RFC 1122
+	// section 4.2.2.17).
+	UserTimeout time.Duration
 	// TimeWait is 2MSL, the time a connection stays in TIME-WAIT.
 	TimeWait time.Duration
 	// FinTimeout bounds FIN-WAIT-2 of a connection closed by Close.
@@ -77,7 +106,8 @@ type Options struct {
 	// cookie ACKs are dropped.
 	NoSYNCookies bool
 	// RTOInitial, RTOMin and RTOMax bound the retransmission timeout
-	// (RFC 6298).
+	// (RFC 6298). RTOMax also caps the interval between zero-window
+	// probes, which doubles from the RTO (RFC 9293 section 3.8.6.1).
 	RTOInitial, RTOMin, RTOMax time.Duration
 	// MaxRetransmits is the number of retransmissions (or unanswered
 	// zero-window probes) after which a connection fails with a timeout.
@@ -124,6 +154,12 @@ func (o *Options) setDefaults() {
 	if o.DelayedACK == 0 {
 		o.DelayedACK = DefaultDelayedACK
 	}
+	if o.BufferBudget == 0 {
+		o.BufferBudget = max(DefaultBufferBudget, 16*(o.SendBuffer+o.RecvBuffer))
+	}
+	if o.UserTimeout == 0 {
+		o.UserTimeout = DefaultUserTimeout
+	}
 	if o.Clock == nil {
 		o.Clock = clock.Real()
 	}
@@ -152,22 +188,28 @@ type Stats struct {
 	SYNCookiesSent            uint64 // SYN-ACKs with a cookie (backlog full)
 	SYNCookiesValid           uint64 // ACKs giving back a valid cookie
 	SYNCookiesInvalid         uint64 // ACKs for no connection to a listener that sent cookies, with no valid one
+	BudgetRefused             uint64 // connections refused (SYN or cookie ACK reset, dial failed): the buffer budget is exhausted
+	BudgetDrops               uint64 // received segments whose data, or part of it, was dropped: the buffer budget could not hold it
+	UserTimeouts              uint64 // connections aborted by Options.UserTimeout
+	BufferBytes               uint64 // memory charged to the buffer budget now (a gauge; zero without a budget)
 }
 
 type counters struct {
 	segIn, segOut, retrans, timeouts, fastRetrans, rstOut, invalid, synDropped, active, passive atomic.Uint64
 	paws, lossProbes, reoTimeouts, dupSegs, dsacks                                              atomic.Uint64
 	cookiesSent, cookiesValid, cookiesInvalid                                                   atomic.Uint64
+	budgetRefused, budgetDrops, userTimeouts                                                    atomic.Uint64
 }
 
 // Protocol is the TCP layer of one stack: it demultiplexes segments to
 // connections and listeners. It is safe for concurrent use.
 type Protocol struct {
-	o     Options
-	clk   clock.Clock
-	epoch time.Time // the origin of since
-	keys  keys
-	stats counters
+	o      Options
+	clk    clock.Clock
+	epoch  time.Time // the origin of since
+	keys   keys
+	stats  counters
+	budget budget
 
 	mu        sync.Mutex
 	closed    bool
@@ -205,6 +247,7 @@ func New(o Options) (*Protocol, error) {
 		handlers:  map[*endpoint]struct{}{},
 	}
 	p.keys = newKeys(o.ISNSecret)
+	p.budget.init(o.BufferBudget)
 	return p, nil
 }
 
@@ -227,8 +270,15 @@ func (p *Protocol) Stats() Stats {
 		DSACKs:         c.dsacks.Load(),
 		SYNCookiesSent: c.cookiesSent.Load(), SYNCookiesValid: c.cookiesValid.Load(),
 		SYNCookiesInvalid: c.cookiesInvalid.Load(),
+		BudgetRefused:     c.budgetRefused.Load(), BudgetDrops: c.budgetDrops.Load(),
+		UserTimeouts: c.userTimeouts.Load(),
+		BufferBytes:  uint64(max(p.budget.used.Load(), 0)),
 	}
 }
+
+// BudgetWaiters returns the number of writers waiting for the buffer
+// budget to free memory, for tests and monitoring.
+func (p *Protocol) BudgetWaiters() int { return p.budget.waiters() }
 
 // NumConnections returns the number of connections the protocol tracks,
 // TIME-WAIT included.
@@ -394,6 +444,15 @@ func (p *Protocol) handleSYN(id connID, s *segment) bool {
 		p.stats.synDropped.Add(1)
 		return true
 	}
+	if p.budget.exhausted() {
+		// No memory for its buffers: refused at once rather than left
+		// to retransmit its SYN.
+		p.forgetTransientLocked(l)
+		p.mu.Unlock()
+		p.stats.budgetRefused.Add(1)
+		p.sendResetFor(id, s)
+		return true
+	}
 	if l.pending >= p.o.SYNBacklog {
 		now := p.clk.Now()
 		l.cookieSlot = cookieSlot(now) + 1
@@ -463,7 +522,7 @@ func (p *Protocol) established(e *endpoint) {
 	p.forgetTransientLocked(l)
 	if p.closed || l.closed {
 		p.mu.Unlock()
-		e.abort(nil)
+		e.discard()
 		return
 	}
 	if l.process != nil {
@@ -477,7 +536,7 @@ func (p *Protocol) established(e *endpoint) {
 	select {
 	case l.accept <- e:
 	default:
-		e.abort(nil) // the accept queue is full
+		e.discard() // the accept queue is full
 	}
 }
 
@@ -510,6 +569,11 @@ func (p *Protocol) Dial(ctx context.Context, dst netip.AddrPort, opts tcpflow.Di
 	if len(p.conns) >= p.o.MaxConnections {
 		p.mu.Unlock()
 		return nil, dialErr(nil, errors.New("too many connections"))
+	}
+	if p.budget.exhausted() {
+		p.mu.Unlock()
+		p.stats.budgetRefused.Add(1)
+		return nil, dialErr(nil, ErrBudgetExhausted)
 	}
 	var id connID
 	if src.Port() != 0 {
@@ -635,6 +699,7 @@ func (p *Protocol) Close() error {
 		e.Close()
 	}
 	p.wg.Wait()
+	p.budget.close()
 	p.mu.Lock()
 	var all []*endpoint
 	for _, e := range p.conns {
@@ -679,10 +744,10 @@ func (p *Protocol) DebugDump() string {
 	s := ""
 	for _, e := range es {
 		e.mu.Lock()
-		s += fmt.Sprintf("%v->%v %v una=%d nxt=%d max=%d wnd=%d cwnd=%d ssthresh=%d sndBuf=%d bufStart=%d fin=%v rcvNxt=%d adv=%d rcvBuf=%d ooo=%d rto=%v rtoArmed=%v persist=%v retries=%d recovery=%v dup=%d err=%v\n",
+		s += fmt.Sprintf("%v->%v %v una=%d nxt=%d max=%d wnd=%d cwnd=%d ssthresh=%d sndBuf=%d bufStart=%d fin=%v rcvNxt=%d adv=%d rcvBuf=%d ooo=%d rto=%v rtoArmed=%v persist=%v retries=%d recovery=%v dup=%d charged=%d err=%v\n",
 			e.id.local, e.id.remote, e.state, e.sndUna-e.iss, e.sndNxt-e.iss, e.sndMax-e.iss, e.sndWnd, e.cwnd, e.ssthresh,
 			e.sndBuf.Len(), e.sndBufStart-e.iss, e.finQueued, e.rcvNxt-e.irs, e.rcvAdvEdge-e.irs, e.rcvBuf.Len(), len(e.ooo),
-			e.rto, e.rtoTimer.armed(), e.persistTimer.armed(), e.retries, e.inRecovery, e.dupAcks, e.err)
+			e.rto, e.rtoTimer.armed(), e.persistTimer.armed(), e.retries, e.inRecovery, e.dupAcks, e.charged, e.err)
 		e.mu.Unlock()
 	}
 	return s

@@ -9,12 +9,17 @@ import (
 	"github.com/conduit-go/conduit/tcpflow/internal/seqnum"
 )
 
-// rcvFree is the room left in the receive buffer.
+// rcvFree is the room left in the receive buffer, and in the memory
+// the buffer budget lets it take.
 func (e *endpoint) rcvFree() int {
 	if e.userClosed {
 		return e.p.o.RecvBuffer
 	}
-	return max(e.p.o.RecvBuffer-e.rcvBuf.Len(), 0)
+	free := max(e.p.o.RecvBuffer-e.rcvBuf.Len(), 0)
+	if e.p.budget.limit != 0 {
+		free = min(free, e.rcvRoom())
+	}
+	return free
 }
 
 // windowField returns the window field to send and records the right
@@ -91,8 +96,17 @@ func (e *endpoint) processData(s *segment) {
 		quick = true
 	}
 	if seq == e.rcvNxt {
+		lend := false
 		if len(data) > 0 {
-			e.receiveSeg(s, data)
+			var n int
+			if n, lend = e.rcvAdmit(s, data); n < len(data) {
+				// The buffer budget holds only the first n bytes.
+				e.p.stats.budgetDrops.Add(1)
+				data, fin, quick = data[:n], false, true
+			}
+		}
+		if len(data) > 0 {
+			e.receiveSeg(s, data, lend)
 			e.rcvNxt = e.rcvNxt.Add(seqnum.Size(len(data)))
 		}
 		if fin {
@@ -101,6 +115,8 @@ func (e *endpoint) processData(s *segment) {
 			e.drainOOO()
 		}
 		e.broadcast()
+	} else if !e.oooAdmit(seq, data) {
+		e.p.stats.budgetDrops.Add(1)
 	} else if len(data) > 0 || fin {
 		e.insertOOO(seq, data, fin)
 		e.quickAcks = quickAcksAfterLoss
@@ -159,11 +175,19 @@ func (e *endpoint) receive(data []byte) {
 	e.rcvBuf.write(data)
 }
 
-// receiveSeg is receive for data of segment s: a large payload in a
-// buffer the link lent is queued in place rather than copied.
-func (e *endpoint) receiveSeg(s *segment, data []byte) {
-	if s.buf == nil || s.kept || e.userClosed || len(data) < len(*s.buf)/2 ||
-		e.rdBuf != nil && e.rcvBuf.Len() == 0 {
+// lendable reports whether data of segment s, in order, may be queued
+// in the buffer the link lent rather than copied: when it fills at
+// least half of that buffer (so that the buffers queued pin at most
+// twice the data) and no Read waits to take it.
+func (e *endpoint) lendable(s *segment, data []byte) bool {
+	return s.buf != nil && !s.kept && !e.userClosed && 2*len(data) >= cap(*s.buf) &&
+		(e.rdBuf == nil || e.rcvBuf.Len() > 0)
+}
+
+// receiveSeg is receive for data of segment s: queued in place in the
+// buffer the link lent if lend (see lendable), else copied.
+func (e *endpoint) receiveSeg(s *segment, data []byte, lend bool) {
+	if !lend {
 		e.receive(data)
 		return
 	}

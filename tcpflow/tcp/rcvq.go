@@ -10,6 +10,7 @@ type rcvQueue struct {
 	chunks []rcvChunk // in order
 	base   []rcvChunk // chunks' array, from its start
 	n      int        // bytes held
+	lent   int        // the sizes of the lent buffers held
 }
 
 // rcvChunk is a lent payload (owner set), or n bytes at the front of
@@ -22,6 +23,10 @@ type rcvChunk struct {
 
 // Len returns the number of bytes held.
 func (q *rcvQueue) Len() int { return q.n }
+
+// mem returns the memory the queue pins: its ring's buffer and the lent
+// buffers, whole.
+func (q *rcvQueue) mem() int { return q.ring.Cap() + q.lent }
 
 func (q *rcvQueue) push(c rcvChunk) { q.chunks, q.base = appendReuse(q.chunks, q.base, c) }
 
@@ -59,6 +64,7 @@ func (q *rcvQueue) write(b []byte) {
 // lend queues b, which lies in the lent buffer owner.
 func (q *rcvQueue) lend(b []byte, owner *[]byte) {
 	q.n += len(b)
+	q.lent += cap(*owner)
 	q.push(rcvChunk{data: b, owner: owner, n: len(b)})
 }
 
@@ -80,6 +86,7 @@ func (q *rcvQueue) Read(p []byte, ret func(*[]byte)) int {
 		p = p[k:]
 		if c.n == 0 {
 			if c.owner != nil {
+				q.lent -= cap(*c.owner)
 				ret(c.owner)
 			}
 			*c = rcvChunk{}
@@ -101,6 +108,6 @@ func (q *rcvQueue) release(ret func(*[]byte)) {
 		}
 		q.chunks[i] = rcvChunk{}
 	}
-	q.chunks, q.base, q.n = nil, nil, 0
+	q.chunks, q.base, q.n, q.lent = nil, nil, 0, 0
 	q.ring.release()
 }

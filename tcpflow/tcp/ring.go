@@ -41,6 +41,35 @@ func putRingBuf(b *[]byte) {
 // Len returns the number of bytes held.
 func (r *ring) Len() int { return r.n }
 
+// Cap returns the size of the buffer held: the memory the ring pins.
+func (r *ring) Cap() int {
+	if r.buf == nil {
+		return 0
+	}
+	return len(*r.buf)
+}
+
+// capFor returns the size of the buffer the ring holds once it holds
+// size bytes in all: its present one if large enough, else the one
+// reserve would take.
+func (r *ring) capFor(size int) int {
+	if c := r.Cap(); c >= size {
+		return c
+	}
+	return 1 << bits.Len(uint(max(size, minRing, r.peak)-1))
+}
+
+// grow makes the buffer c bytes (a power of two no smaller than Len and
+// minRing), whatever the size reserve would choose: the buffer budget
+// may allow less than the ring's peak.
+func (r *ring) grow(c int) {
+	if r.Cap() >= c {
+		return
+	}
+	r.peak = 0
+	r.reserve(c)
+}
+
 // Write appends b, growing the buffer as needed.
 func (r *ring) Write(b []byte) {
 	if len(b) == 0 {

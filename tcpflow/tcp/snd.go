@@ -45,8 +45,8 @@ func (e *endpoint) output() {
 				if usable <= 0 || outstanding > 0 {
 					// Window-limited: wait for ACKs (sender silly window
 					// avoidance), or probe a zero window.
-					if e.sndWnd == 0 && outstanding == 0 {
-						e.persistTimer.setIfStopped(e.rto)
+					if e.sndWnd == 0 && outstanding == 0 && !e.persistTimer.armed() {
+						e.startPersist()
 					}
 					return
 				}
@@ -75,6 +75,7 @@ func (e *endpoint) sendNew(n int, fin bool) {
 	}
 	if e.sndUna == e.sndNxt {
 		e.restartEpoch()
+		e.stallAt = e.p.since(e.now()) // data waits for the peer from now
 	}
 	e.txq, e.txqBase = appendReuse(e.txq, e.txqBase, txSeg{start: e.sndNxt, end: e.sndNxt.Add(size), fin: fin})
 	e.sb.bytes += int(size)
@@ -177,8 +178,10 @@ func (e *endpoint) processAck(s *segment) bool {
 		windowChanged = w != e.sndWnd
 		e.sndWnd, e.sndWl1, e.sndWl2 = w, s.seq, ack
 		e.maxSndWnd = max(e.maxSndWnd, w)
-		if w > 0 {
+		if w > 0 && e.persistTimer.armed() {
+			// The window opened: the probes' backoff ends with it.
 			e.persistTimer.stop()
+			e.backoff = 0
 		}
 	}
 	if e.sndUna.LessThanEq(ack) {
@@ -207,6 +210,7 @@ func (e *endpoint) processAck(s *segment) bool {
 		e.retries = 0
 		e.backoff = 0
 		e.dupAcks = 0
+		e.stallAt = e.p.since(now)
 	}
 	if e.rttCandOK {
 		// Only segments sent once give samples (Karn's algorithm).
@@ -332,6 +336,10 @@ func (e *endpoint) onRTO() {
 	if e.sndUna == e.sndMax {
 		return
 	}
+	if e.userTimedOut() {
+		e.abortUserTimeout()
+		return
+	}
 	e.retries++
 	e.p.stats.timeouts.Add(1)
 	if e.retries > o.MaxRetransmits {
@@ -354,23 +362,67 @@ func (e *endpoint) onRTO() {
 	e.rackTimer.stop()
 	e.tlpTimer.stop()
 	e.output()
-	e.rtoTimer.set(e.rtoCur())
+	e.rtoTimer.set(e.clampUserTimeout(e.rtoCur()))
+}
+
+// startPersist arms the zero-window probe timer: data waits, nothing
+// is in flight, and the peer's window is closed. The first probe goes
+// after the RTO (RFC 9293 section 3.8.6.1); the user timeout runs from
+// now.
+func (e *endpoint) startPersist() {
+	e.stallAt = e.p.since(e.now())
+	e.persistTimer.set(e.clampUserTimeout(e.rtoCur()))
 }
 
 // onPersist probes a zero window: a segment with an old sequence number
-// and no data makes the peer answer with its window.
+// and no data makes the peer answer with its window. The interval
+// doubles from the RTO up to RTOMax (RFC 9293 section 3.8.6.1, RFC 1122
+// section 4.2.2.17), sharing the RTO's backoff, whether the peer
+// answers or not: answers only keep the connection from failing after
+// MaxRetransmits unanswered probes. A peer that answers while keeping
+// its window closed is given up on after the user timeout.
 func (e *endpoint) onPersist() {
 	if !e.canSend() || e.sndWnd > 0 {
 		return
 	}
+	if e.userTimedOut() {
+		e.abortUserTimeout()
+		return
+	}
 	e.probes++
-	if e.probes > e.p.o.MaxRetransmits {
+	if int(e.probes) > e.p.o.MaxRetransmits {
 		e.sendReset()
 		e.fail(errRetransmit)
 		return
 	}
 	e.sendSegment(e.sndUna.Sub(1), header.TCPFlagACK, nil)
-	e.persistTimer.set(min(e.rto<<min(e.probes, 16), e.p.o.RTOMax))
+	e.backoff++
+	e.persistTimer.set(e.clampUserTimeout(e.rtoCur()))
+}
+
+// userTimedOut reports whether data has waited for the peer for the
+// user timeout (Options.UserTimeout).
+func (e *endpoint) userTimedOut() bool {
+	ut := e.p.o.UserTimeout
+	return ut > 0 && e.p.since(e.now())-e.stallAt >= ut
+}
+
+// clampUserTimeout shortens a timer's delay d so that it fires when the
+// user timeout ends, if that comes first.
+func (e *endpoint) clampUserTimeout(d time.Duration) time.Duration {
+	ut := e.p.o.UserTimeout
+	if ut <= 0 {
+		return d
+	}
+	return max(min(d, e.stallAt+ut-e.p.since(e.now())), 0)
+}
+
+// abortUserTimeout resets the connection at the end of its user
+// timeout.
+func (e *endpoint) abortUserTimeout() {
+	e.p.stats.userTimeouts.Add(1)
+	e.sendReset()
+	e.fail(errUserTimeout)
 }
 
 // startKeepalive arms the keepalive timer of an established connection.
