@@ -1,0 +1,11 @@
+//go:build !linux
+
+package netem
+
+import "github.com/conduit-go/conduit/tcpflow/internal/clock"
+
+// newRealScheduler returns the scheduler of a wire without a
+// Config.Clock: the runtime's timers, elsewhere than on Linux.
+func newRealScheduler(fire func()) (scheduler, error) {
+	return newClockScheduler(clock.Real(), fire), nil
+}
