@@ -1,0 +1,2 @@
+// Package conduitgrpc plugs conduit into gRPC.
+package conduitgrpc
