@@ -153,6 +153,13 @@ func TestJSON(t *testing.T) {
 		 "inner":{"transport":"tcp","address":"192.0.2.1:443","host":"example.com"}}]`, string(b))
 }
 
+func TestJSONCustomKind(t *testing.T) {
+	b, err := endpoint.MarshalJSON(endpoint.TLS{ServerName: "n", Inner: pipe{"p"}})
+	require.NoError(t, err)
+	assert.JSONEq(t, `{"transport":"tls","address":"pipe://p","server_name":"n",
+		"inner":{"transport":"pipe","address":"pipe://p"}}`, string(b))
+}
+
 func TestSchemes(t *testing.T) {
 	var names []string
 	for _, s := range endpoint.TransportSchemes() {

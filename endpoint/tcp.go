@@ -80,9 +80,19 @@ func (e TCP) MarshalJSON() ([]byte, error) {
 // jsonForm is the JSON object of every built-in kind; docs/cli.md
 // documents it as the output of `conduit resolve --json`.
 type jsonForm struct {
-	Transport  string   `json:"transport"`
-	Address    string   `json:"address"`
-	Host       string   `json:"host,omitempty"`
-	ServerName string   `json:"server_name,omitempty"`
-	Inner      Endpoint `json:"inner,omitempty"`
+	Transport  string          `json:"transport"`
+	Address    string          `json:"address"`
+	Host       string          `json:"host,omitempty"`
+	ServerName string          `json:"server_name,omitempty"`
+	Inner      json.RawMessage `json:"inner,omitempty"`
+}
+
+// MarshalJSON returns ep's JSON form: its own when it is a json.Marshaler
+// (the built-in kinds are), else {"transport":KIND,"address":STRING}.
+// Every form has at least "transport" and "address".
+func MarshalJSON(ep Endpoint) ([]byte, error) {
+	if m, ok := ep.(json.Marshaler); ok {
+		return m.MarshalJSON()
+	}
+	return json.Marshal(jsonForm{Transport: ep.Kind(), Address: ep.String()})
 }

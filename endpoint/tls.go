@@ -82,18 +82,19 @@ func (e TLS) Validate() error {
 // MarshalJSON returns {"transport":"tls","address":…,"server_name":…,
 // "inner":{…}} with the inner endpoint's address.
 func (e TLS) MarshalJSON() ([]byte, error) {
-	f := jsonForm{Transport: KindTLS, ServerName: e.ServerName, Inner: e.Inner}
+	f := jsonForm{Transport: KindTLS, ServerName: e.ServerName}
 	if e.Inner != nil {
+		inner, err := MarshalJSON(e.Inner)
+		if err != nil {
+			return nil, err
+		}
 		var in struct {
 			Address string `json:"address"`
 		}
-		b, err := json.Marshal(e.Inner)
-		if err == nil && json.Unmarshal(b, &in) == nil {
+		if json.Unmarshal(inner, &in) == nil {
 			f.Address = in.Address
 		}
-		if f.Address == "" {
-			f.Address = e.Inner.String()
-		}
+		f.Inner = inner
 	}
 	return json.Marshal(f)
 }

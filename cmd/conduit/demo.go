@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,7 +14,6 @@ import (
 	"time"
 
 	"github.com/conduit-go/conduit/conduit"
-	"github.com/conduit-go/conduit/resolver"
 	"github.com/conduit-go/conduit/vchan"
 )
 
@@ -114,7 +114,7 @@ func (env *demoEnv) exercise(ctx context.Context, row demoRow, size int) (string
 		uri = ln.URI()
 	}
 	if row.srvService != "" {
-		env.dns.register(row.srvService, tcpPort(ln.Endpoint()))
+		env.dns.register(row.srvService, tcpPort(ln))
 	}
 	start := time.Now()
 	f, err := cli.Dial(ctx, uri)
@@ -205,13 +205,10 @@ func demoSetup(ctx context.Context, dir string) (*demoEnv, []demoRow, func(), er
 	}, nil
 }
 
-// tcpPort is the TCP port of an endpoint (through TLS), or 0.
-func tcpPort(ep resolver.Endpoint) uint16 {
-	switch e := ep.(type) {
-	case resolver.TCP:
-		return e.Addr.Port()
-	case resolver.TLS:
-		return tcpPort(e.Inner)
+// tcpPort is the TCP port a listener is bound to (through TLS), or 0.
+func tcpPort(ln net.Listener) uint16 {
+	if a, ok := ln.Addr().(*net.TCPAddr); ok {
+		return uint16(a.Port)
 	}
 	return 0
 }
