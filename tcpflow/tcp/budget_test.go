@@ -194,7 +194,12 @@ func TestBudgetWriteWaits(t *testing.T) {
 	require.Eventually(t, func() bool { return r.p.BudgetWaiters() == 1 }, 10*time.Second, time.Millisecond)
 	c1.send(header.TCPFlagRST, 0, nil)
 	require.NoError(t, f1.Close())
-	require.NoError(t, <-done)
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second): // against a hang only
+		t.Fatal("the waiting Write was not woken")
+	}
 	assert.LessOrEqual(t, r.p.Stats().BufferBytes, uint64(budget))
 	assert.Zero(t, r.p.BudgetWaiters())
 }

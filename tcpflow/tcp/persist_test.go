@@ -171,6 +171,7 @@ func TestZeroWindowProbeBackoff(t *testing.T) {
 	_, err = f2.Write([]byte("first"))
 	require.NoError(t, err)
 	var got []byte
+	var sentAt time.Duration
 	probes = probes[:0]
 	for len(got) == 0 {
 		r.clk.Advance(10 * time.Millisecond)
@@ -186,11 +187,24 @@ func TestZeroWindowProbeBackoff(t *testing.T) {
 				}
 			case len(s.seg.Payload()) > 0:
 				got = append(got, s.seg.Payload()...)
+				sentAt = s.at
 			}
 		}
 	}
 	assert.Equal(t, want[:3], probes)
 	assert.Equal(t, "first", string(got))
+	// Unacknowledged, it is sent again after the RTO itself: the
+	// probes' backoff ended when the window opened.
+	var again time.Duration
+	for again == 0 {
+		r.clk.Advance(10 * time.Millisecond)
+		for _, s := range r.take() {
+			if string(s.seg.Payload()) == "first" {
+				again = s.at - sentAt
+			}
+		}
+	}
+	assert.Equal(t, 200*time.Millisecond, again, "retransmitted after the RTO, not backed off")
 	// Acknowledged, with the window closed again: the next data waits
 	// and the probes start over from the RTO.
 	c2.ack += uint32(len(got))
