@@ -184,7 +184,12 @@ func TestServeRetriesTemporaryAcceptErrors(t *testing.T) {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	for range 2 {
-		peer := <-ln.peers
+		var peer net.Conn
+		select {
+		case peer = <-ln.peers:
+		case err := <-errc:
+			t.Fatalf("Serve returned at an accept error: %v", err)
+		}
 		got, err := io.ReadAll(peer)
 		require.NoError(t, err)
 		assert.Equal(t, "hi", string(got))
@@ -213,8 +218,15 @@ func TestServeBackoffInterruptedByClose(t *testing.T) {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	require.Equal(t, minAcceptDelay, <-timers.asked)
-	require.NoError(t, srv.Close())
-	require.ErrorIs(t, <-errc, ErrServerClosed)
+	closed := make(chan error, 1)
+	go func() { closed <- srv.Close() }()
+	select {
+	case err := <-errc:
+		require.ErrorIs(t, err, ErrServerClosed)
+	case <-time.After(30 * time.Second): // hang guard: the timer never fires
+		t.Fatal("Close did not interrupt the back-off")
+	}
+	require.NoError(t, <-closed)
 }
 
 // TestServeEndsOnPermanentAcceptError: an error that is neither temporary

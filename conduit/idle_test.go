@@ -207,11 +207,16 @@ func TestIdleTimeoutEndsNeverReader(t *testing.T) {
 		}
 		writerDone <- errors.New("the server took 1 GiB from a client that never reads")
 	}()
-	err = <-errs.ch
+	var werr error
+	select {
+	case err = <-errs.ch:
+	case werr = <-writerDone:
+		t.Fatalf("the client's writes ended (%v) before the handler", werr)
+	}
 	require.ErrorIs(t, err, os.ErrDeadlineExceeded, "the handler's blocked write timed out")
 	var after runtime.MemStats
 	runtime.ReadMemStats(&after)
-	werr := <-writerDone
+	werr = <-writerDone
 	require.False(t, errors.Is(werr, os.ErrDeadlineExceeded), "the client's writes were never failed by the server closing")
 	t.Logf("client sent %d KiB before the server closed; heap %d → %d KiB", sent.Load()>>10, before.HeapInuse>>10, after.HeapInuse>>10)
 	// Kernel socket buffers on both sides hold what was sent; the
