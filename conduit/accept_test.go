@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -19,6 +21,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/conduit-go/conduit/internal/devpki"
+	"github.com/conduit-go/conduit/tlsflow"
 )
 
 func TestIsTemporaryAccept(t *testing.T) {
@@ -240,7 +245,8 @@ func TestServeEndsOnPermanentAcceptError(t *testing.T) {
 	require.NoError(t, srv.Close())
 }
 
-// fdChildEnv runs TestServeSurvivesFDExhaustion's server role.
+// fdChildEnv runs TestServeSurvivesFDExhaustion's server role: "tcp",
+// or "tls" followed by the paths of the certificate and key.
 const fdChildEnv = "CONDUIT_TEST_FD_CHILD"
 
 // fdChildLimit is the child's RLIMIT_NOFILE.
@@ -250,14 +256,37 @@ const fdChildLimit = 64
 // (this test binary again) whose RLIMIT_NOFILE is 64, holds more
 // connections to it than it has descriptors, waits for the server to log
 // EMFILE, releases them and checks that the server serves again and
-// exits cleanly.
+// exits cleanly. Over TLS the held connections stall their handshakes.
 func TestServeSurvivesFDExhaustion(t *testing.T) {
-	if os.Getenv(fdChildEnv) == "1" {
-		fdChild()
+	if spec := os.Getenv(fdChildEnv); spec != "" {
+		fdChild(spec)
 		return
 	}
+	t.Run("tcp", func(t *testing.T) {
+		fdExhaustion(t, "tcp", New(nil), "tcp://%s")
+	})
+	t.Run("tls", func(t *testing.T) {
+		ca, err := devpki.NewAuthority("conduit test CA")
+		require.NoError(t, err)
+		cert, err := ca.Issue(testServerName, "127.0.0.1")
+		require.NoError(t, err)
+		certPEM, keyPEM, err := devpki.PEM(cert)
+		require.NoError(t, err)
+		dir := t.TempDir()
+		certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+		require.NoError(t, os.WriteFile(certFile, certPEM, 0o600))
+		require.NoError(t, os.WriteFile(keyFile, keyPEM, 0o600))
+		c := New(&Config{TLS: TLSConfig{Client: &tlsflow.Config{RootCAs: ca.Pool}}})
+		fdExhaustion(t, "tls\n"+certFile+"\n"+keyFile, c, "tls://%s?sni="+testServerName)
+	})
+}
+
+// fdExhaustion is TestServeSurvivesFDExhaustion over one transport: the
+// child serves spec; c dials it at uriFormat with its host:port.
+func fdExhaustion(t *testing.T, spec string, c *Conduit, uriFormat string) {
+	defer c.Close()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestServeSurvivesFDExhaustion$", "-test.v")
-	cmd.Env = append(os.Environ(), fdChildEnv+"=1")
+	cmd.Env = append(os.Environ(), fdChildEnv+"="+spec)
 	stdin, err := cmd.StdinPipe()
 	require.NoError(t, err)
 	stdout, err := cmd.StdoutPipe()
@@ -333,16 +362,13 @@ func TestServeSurvivesFDExhaustion(t *testing.T) {
 	}
 	held = nil
 	// The server serves again once the descriptors are back.
-	c, err := net.Dial("tcp", addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second) // hang guard
+	defer cancel()
+	f, err := c.Dial(ctx, fmt.Sprintf(uriFormat, addr))
 	require.NoError(t, err)
-	defer c.Close()
-	require.NoError(t, c.SetDeadline(time.Now().Add(30*time.Second))) // hang guard
-	_, err = c.Write([]byte("again"))
-	require.NoError(t, err)
-	require.NoError(t, c.(*net.TCPConn).CloseWrite())
-	got, err := io.ReadAll(c)
-	require.NoError(t, err)
-	assert.Equal(t, "again", string(got))
+	defer f.Close()
+	require.NoError(t, f.SetDeadline(time.Now().Add(30*time.Second))) // hang guard
+	roundTrip(t, f, 1000)
 
 	stdin.Close() // tells the child to shut down
 	select {
@@ -357,10 +383,21 @@ func TestServeSurvivesFDExhaustion(t *testing.T) {
 // fdChild is the server of TestServeSurvivesFDExhaustion: it lowers its
 // descriptor limit, serves echo on loopback, logs to stderr, and shuts
 // down when its stdin closes. Serve ending early is an error.
-func fdChild() {
+func fdChild(spec string) {
 	fail := func(err error) {
 		fmt.Fprintln(os.Stdout, "FAIL:", err)
 		os.Exit(1)
+	}
+	cfg := &Config{Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))}
+	uri := "tcp://127.0.0.1:0"
+	if kind, files, _ := strings.Cut(spec, "\n"); kind == "tls" {
+		certFile, keyFile, _ := strings.Cut(files, "\n")
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			fail(err)
+		}
+		cfg.TLS.Server = &tlsflow.Config{Certificates: []tls.Certificate{cert}}
+		uri = "tls://127.0.0.1:0?sni=" + testServerName
 	}
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
@@ -370,12 +407,11 @@ func fdChild() {
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 		fail(err)
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	c := New(&Config{Logger: log})
+	c := New(cfg)
 	defer c.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	ln, err := c.Listen(ctx, "tcp://127.0.0.1:0")
+	ln, err := c.Listen(ctx, uri)
 	if err != nil {
 		fail(err)
 	}
