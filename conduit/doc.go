@@ -21,6 +21,12 @@
 // several buffers at once (Writev); the built-in transports return richer
 // types (tcpflow.Flow, *tlsflow.Conn, *vchan.Conn).
 //
+// Servers hold up against hostile clients: Serve retries temporary
+// accept errors (EMFILE and the like) with a back-off, TLS handshakes run
+// before Accept under a deadline and outside the connection limit
+// (WithHandshakeTimeout, WithMaxHandshakes, WithMaxConns), and
+// WithIdleTimeout ends flows that neither read nor write.
+//
 // Transports live in a Registry owned by the Conduits that use it: there
 // is no global registration. NewDefaultRegistry holds the built-ins; add a
 // custom transport with Registry.Register and its URI scheme with

@@ -10,7 +10,10 @@
 //	conn, err := tlsflow.Client(ctx, raw, cfg) // closes raw on failure
 //	if errors.Is(err, tlsflow.ErrUntrusted) { ... }
 //
-// Servers call Server per connection, or wrap a listener with NewListener
+// Servers call Server per connection, or wrap a listener: with
+// NewHandshakeListener, whose Accept returns only connections that have
+// completed their handshake (each runs in a goroutine of its own under a
+// deadline, with a bound on how many are unfinished), or with NewListener,
 // whose Conns handshake lazily on first use. Handshake failures are
 // *HandshakeError values classified by Kind (ErrUntrusted, ErrWrongName,
 // ErrExpired, ErrHandshakeTimeout, ErrPinMismatch, ErrPeerAlert) that unwrap
