@@ -13,6 +13,7 @@ import (
 
 	"github.com/conduit-go/conduit/resolver"
 	"github.com/conduit-go/conduit/tcpflow"
+	"github.com/conduit-go/conduit/tlsflow"
 	"github.com/conduit-go/conduit/vchan"
 )
 
@@ -43,17 +44,20 @@ func WithIdleTimeout(d time.Duration) ListenOption {
 	return func(o *listenOptions) { o.idleTimeout = d }
 }
 
-// WithHandshakeTimeout bounds the server handshake of a flow accepted by
-// a listener with a handshake (TLS): a client that has not finished it
-// within d is closed. The default is DefaultHandshakeTimeout; d < 0
-// means no deadline. Transports without a handshake ignore it.
+// WithHandshakeTimeout bounds the server handshake of a listener with a
+// handshake (TLS): a client that has not finished it within d of its
+// connection is closed, and so is one that has but is not taken by
+// Accept within d (a listener at its WithMaxConns limit). Handshakes run
+// before Accept returns, so a client that stalls holds up no other. The
+// default is DefaultHandshakeTimeout; d < 0 means no deadline.
+// Transports without a handshake ignore it.
 func WithHandshakeTimeout(d time.Duration) ListenOption {
 	return func(o *listenOptions) { o.handshakeTimeout = d }
 }
 
 // DefaultHandshakeTimeout is the default deadline of a server handshake
-// (see WithHandshakeTimeout).
-const DefaultHandshakeTimeout = 10 * time.Second
+// (see WithHandshakeTimeout and Server.HandshakeTimeout).
+const DefaultHandshakeTimeout = tlsflow.DefaultHandshakeTimeout
 
 // WithKeepalive enables TCP keepalive on every connection the listener
 // accepts (transports without keepalive ignore it).
