@@ -389,7 +389,7 @@ func TestZeroWindowFloodHeldByBudget(t *testing.T) {
 	// Every writer is blocked: with a full send buffer (its first Write
 	// completed), or waiting for the budget.
 	eventually(t, func() bool {
-		return srv.numFlows() == peers && int(srv.written.Load())+r.b.tcp.BudgetWaiters() == peers
+		return srv.numFlows() == peers && int(srv.written.Load())+r.waitingWriters() == peers
 	}, "writers blocked")
 	st := r.b.Stats().TCP
 	grown := int64(heapInUse()) - int64(base)
@@ -415,7 +415,7 @@ func TestZeroWindowFloodHeldByBudget(t *testing.T) {
 		resets = r.flood(t, 1)
 		if n := peers + more + 1; resets == 0 {
 			eventually(t, func() bool {
-				return srv.numFlows() == n && int(srv.written.Load())+r.b.tcp.BudgetWaiters() == n
+				return srv.numFlows() == n && int(srv.written.Load())+r.waitingWriters() == n
 			}, "writers blocked")
 		}
 	}
@@ -432,4 +432,52 @@ func TestZeroWindowFloodHeldByBudget(t *testing.T) {
 	r.peers.resetAll()
 	srv.stop()
 	eventually(t, func() bool { return r.b.Stats().TCP.BufferBytes == 0 }, "budget given back")
+}
+
+// waitingWriters returns the number of b's writers waiting for its
+// buffer budget.
+func (r *hostileRig) waitingWriters() int { return r.b.tcp.BudgetWaiters() }
+
+// BenchmarkZeroWindowPeers measures what zero-window peers cost a
+// server that writes to each without end (1 MiB send buffers): an op is
+// one more such peer, connected and its writer blocked. heap-B/peer is
+// the growth of the heap in use (after two collections) divided by the
+// peers; charged-B/peer the same for the stack's budget accounting.
+// budget=none is the stack without a budget (as before issue 14);
+// budget=default is the default, 256 MiB; budget=16MiB a small one, to
+// see it held with few peers.
+//
+//	go test -run '^$' -bench ZeroWindowPeers -benchtime 250x ./tcpflow/stack
+func BenchmarkZeroWindowPeers(b *testing.B) {
+	for _, c := range []struct {
+		name   string
+		budget int
+	}{{"none", -1}, {"default", 0}, {"16MiB", 16 << 20}} {
+		b.Run("budget="+c.name, func(b *testing.B) {
+			r := newHostileRig(b, clock.Real(), Options{BufferBudget: c.budget, MaxConnections: 1 << 16, SYNBacklog: 1 << 12})
+			ln, err := r.b.ListenFlows(context.Background(), netip.AddrPortFrom(addrB, 80), nil)
+			require.NoError(b, err)
+			chunk := make([]byte, 1<<20)
+			base := heapInUse()
+			srv := startFloodServer(ln, chunk)
+			defer srv.stop()
+			defer r.peers.resetAll()
+			b.ResetTimer()
+			n := 0
+			for range b.N {
+				if r.flood(b, 1) > 0 {
+					break // refused: the budget is exhausted
+				}
+				n++
+				eventually(b, func() bool {
+					return srv.numFlows() == n && int(srv.written.Load())+r.waitingWriters() == n
+				}, "writers blocked")
+			}
+			b.StopTimer()
+			grown := float64(int64(heapInUse()) - int64(base))
+			b.ReportMetric(grown/float64(b.N), "heap-B/peer")
+			b.ReportMetric(float64(r.b.Stats().TCP.BufferBytes)/float64(b.N), "charged-B/peer")
+			b.ReportMetric(float64(b.N-n), "refused")
+		})
+	}
 }

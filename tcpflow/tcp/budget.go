@@ -13,8 +13,8 @@ import (
 // of all of a Protocol's connections pin together (Options.BufferBudget):
 // send rings, receive rings, buffers lent by the link and out-of-order
 // data. Each connection charges what it holds to one shared counter, in
-// chunks of budgetChunk taken with a compare-and-swap and given back
-// with an add, so that the hot path is a comparison with the
+// chunks of budgetChunk taken and given back with an atomic add, so
+// that the hot path is a comparison with the
 // connection's own credit and the counter moves about once per chunk of
 // buffer grown or freed.
 //
@@ -94,17 +94,15 @@ func (b *budget) init(limit int) {
 	b.quit = make(chan struct{})
 }
 
-// take adds n to the memory used if that keeps it within lim.
+// take adds n to the memory used if that keeps it within lim. One
+// atomic add, undone if it went past lim: takers racing near the limit
+// may fail where one of them alone would not, never pass it.
 func (b *budget) take(n, lim int64) bool {
-	for {
-		u := b.used.Load()
-		if u+n > lim {
-			return false
-		}
-		if b.used.CompareAndSwap(u, u+n) {
-			return true
-		}
+	if b.used.Add(n) > lim {
+		b.used.Add(-n)
+		return false
 	}
+	return true
 }
 
 // force adds n to the memory used, whatever the limit.

@@ -10,7 +10,8 @@
 // receive buffers, timer.go the lazily re-armed timers over an injected
 // clock, isn.go the RFC 6528 initial sequence numbers and RFC 6056 port
 // offsets, cookie.go the SYN cookies (RFC 4987) a listener answers with
-// once its backlog is full.
+// once its backlog is full, budget.go the buffer budget that bounds the
+// memory of every connection's buffers together (Options.BufferBudget).
 //
 // A Protocol knows nothing of IPv4: it is given segments with their
 // addresses (HandleSegment) and sends through Options.Output. Package

@@ -16,7 +16,11 @@ func (e *endpoint) rcvFree() int {
 		return e.p.o.RecvBuffer
 	}
 	free := max(e.p.o.RecvBuffer-e.rcvBuf.Len(), 0)
-	if e.p.budget.limit != 0 {
+	// With four receive buffers' worth below the growth limit (the
+	// common case), the budget holds a ring of the whole buffer even
+	// if memory grew past the connection's credit (by at most a ring
+	// of twice the buffer, from the out-of-order queue).
+	if b := &e.p.budget; b.limit != 0 && b.used.Load() > b.growth-4*int64(e.p.o.RecvBuffer) {
 		free = min(free, e.rcvRoom())
 	}
 	return free
