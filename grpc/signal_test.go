@@ -1,0 +1,5 @@
+package conduitgrpc_test
+
+import "syscall"
+
+const killSignal = syscall.SIGKILL
