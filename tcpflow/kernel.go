@@ -117,16 +117,19 @@ type kernelListener struct {
 	ka *Keepalive
 }
 
+// AcceptFlow returns the next connection. A connection whose set-up
+// fails (its keepalive options, when the peer is already gone) is closed
+// and skipped: one client's failure must not look like the listener's.
 func (l *kernelListener) AcceptFlow() (Flow, error) {
-	c, err := l.ln.AcceptTCP()
-	if err != nil {
-		return nil, err
+	for {
+		c, err := l.ln.AcceptTCP()
+		if err != nil {
+			return nil, err
+		}
+		if f, err := newKernelFlow(c, l.ka); err == nil {
+			return f, nil
+		}
 	}
-	f, err := newKernelFlow(c, l.ka)
-	if err != nil {
-		return nil, err
-	}
-	return f, nil
 }
 
 func (l *kernelListener) Accept() (net.Conn, error) {
