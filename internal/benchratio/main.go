@@ -7,10 +7,16 @@
 // With -count > 1 the median of each metric is used. For a rate (MB/s or
 // any unit ending in "/s") the ratio is ours/peer; for ns/op it is
 // peer/ours, so above 1 always means ours is faster.
+//
+// With -counts it also prints ours/peer for every other unit but B/op
+// and allocs/op, such as the retrans/op of a TCP comparison: there,
+// below 1 means ours has fewer. A unit ours has none of prints 0, one
+// only ours has prints inf.
 package main
 
 import (
 	"bufio"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -22,13 +28,15 @@ import (
 type sample map[string][]float64 // unit → values
 
 func main() {
-	if err := run(os.Stdin, os.Stdout); err != nil {
+	counts := flag.Bool("counts", false, "also print ours/peer for units that are not rates (counts such as retrans/op)")
+	flag.Parse()
+	if err := run(os.Stdin, os.Stdout, *counts); err != nil {
 		fmt.Fprintln(os.Stderr, "benchratio:", err)
 		os.Exit(1)
 	}
 }
 
-func run(r io.Reader, w io.Writer) error {
+func run(r io.Reader, w io.Writer, counts bool) error {
 	results := map[string]sample{}
 	var order []string
 	sc := bufio.NewScanner(r)
@@ -75,14 +83,19 @@ func run(r io.Reader, w io.Writer) error {
 					continue
 				}
 				o, p := median(ours[unit]), median(pv)
+				rate := unit == "ns/op" || strings.HasSuffix(unit, "/s")
+				if !rate {
+					if counts && unit != "B/op" && unit != "allocs/op" && (o != 0 || p != 0) {
+						fmt.Fprintf(w, " %s %s", unit, countRatio(o, p))
+					}
+					continue
+				}
 				if o == 0 || p == 0 {
 					continue
 				}
 				ratio := o / p
 				if unit == "ns/op" {
 					ratio = p / o
-				} else if !strings.HasSuffix(unit, "/s") {
-					continue
 				}
 				fmt.Fprintf(w, " %s %.3f", unit, ratio)
 			}
@@ -90,6 +103,14 @@ func run(r io.Reader, w io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// countRatio formats ours/peer for a count, not both zero.
+func countRatio(o, p float64) string {
+	if p == 0 {
+		return "inf"
+	}
+	return strconv.FormatFloat(o/p, 'f', 3, 64)
 }
 
 func leaf(name string) string { return name[strings.LastIndex(name, "/")+1:] }
