@@ -5,7 +5,6 @@ package vchan
 import (
 	"context"
 	"errors"
-	"net"
 )
 
 // Dial is not supported on this platform.
@@ -17,26 +16,3 @@ func Dial(ctx context.Context, cfg *Config, domid int, port string) (*Conn, erro
 func DialName(ctx context.Context, cfg *Config, name, port string) (*Conn, error) {
 	return nil, opError("dial", &Addr{Name: name, Port: port}, errors.ErrUnsupported)
 }
-
-// Listen is not supported on this platform.
-func Listen(ctx context.Context, cfg *Config, port string) (*Listener, error) {
-	return nil, opError("listen", &Addr{Port: port}, errors.ErrUnsupported)
-}
-
-// Listener is not supported on this platform.
-type Listener struct{}
-
-// Accept fails.
-func (l *Listener) Accept() (net.Conn, error) { return nil, net.ErrClosed }
-
-// AcceptVchan fails.
-func (l *Listener) AcceptVchan() (*Conn, error) { return nil, net.ErrClosed }
-
-// Close does nothing.
-func (l *Listener) Close() error { return nil }
-
-// Addr returns an empty address.
-func (l *Listener) Addr() net.Addr { return &Addr{} }
-
-// Domid returns 0.
-func (l *Listener) Domid() int { return 0 }
