@@ -145,6 +145,27 @@ type Config struct {
 	// a clock.Manual, packets are delivered by the goroutine calling
 	// Advance.
 	Clock clock.Clock
+	// Tap, if not nil, is called with every packet offered to the wire,
+	// before its fate is decided, from the goroutine offering it (one at
+	// a time per direction). It must not keep pkt or block; Pcap.Tap
+	// records the packets.
+	Tap func(dir Dir, at time.Time, pkt []byte)
+}
+
+// Dir names a direction of a wire.
+type Dir uint8
+
+// The directions of a wire; see Config.AtoB.
+const (
+	DirAtoB Dir = iota
+	DirBtoA
+)
+
+func (d Dir) String() string {
+	if d == DirAtoB {
+		return "AtoB"
+	}
+	return "BtoA"
 }
 
 // Counters are what one direction of a wire did. Every packet offered

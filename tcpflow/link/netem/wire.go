@@ -32,12 +32,15 @@ type direction struct {
 	batch   []held
 	deliver func(pkt []byte) error
 	pool    sync.Pool // *[]byte
+	dir     Dir
+	tap     func(Dir, time.Time, []byte)
+	tapBuf  []byte // hdr and payload joined for tap, under mu
 }
 
 var errNoReceiver = errors.New("netem: no receiver")
 
-func newDirection(im Impairment, cfg *Config, stream uint64, deliver func([]byte) error) (*direction, error) {
-	d := &direction{deliver: deliver}
+func newDirection(im Impairment, cfg *Config, dir Dir, stream uint64, deliver func([]byte) error) (*direction, error) {
+	d := &direction{deliver: deliver, dir: dir, tap: cfg.Tap}
 	d.pool.New = func() any { b := make([]byte, 0, 2048); return &b }
 	d.p = newPath(im, cfg.Seed, stream, d.alloc)
 	if cfg.Clock != nil {
@@ -70,7 +73,16 @@ func (d *direction) offer(hdr, payload []byte) {
 		d.p.c.Discarded++
 		return
 	}
-	d.p.offer(d.sched.now(), hdr, payload)
+	now := d.sched.now()
+	if d.tap != nil {
+		pkt := hdr
+		if len(payload) > 0 {
+			d.tapBuf = append(append(d.tapBuf[:0], hdr...), payload...)
+			pkt = d.tapBuf
+		}
+		d.tap(d.dir, now, pkt)
+	}
+	d.p.offer(now, hdr, payload)
 	d.armLocked()
 }
 
@@ -152,11 +164,11 @@ func newDirections(cfg *Config, ab, ba func([]byte) error) (*direction, *directi
 	if err := cfg.BtoA.validate("BtoA"); err != nil {
 		return nil, nil, err
 	}
-	dab, err := newDirection(cfg.AtoB, cfg, streamAtoB, ab)
+	dab, err := newDirection(cfg.AtoB, cfg, DirAtoB, streamAtoB, ab)
 	if err != nil {
 		return nil, nil, err
 	}
-	dba, err := newDirection(cfg.BtoA, cfg, streamBtoA, ba)
+	dba, err := newDirection(cfg.BtoA, cfg, DirBtoA, streamBtoA, ba)
 	if err != nil {
 		dab.close()
 		return nil, nil, err
