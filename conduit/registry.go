@@ -95,10 +95,8 @@ func (r *Registry) RegisterScheme(scheme string, parse SchemeFunc) error {
 	if scheme == "" || parse == nil {
 		return errorf("register scheme %q: empty scheme or nil parser", scheme)
 	}
-	for _, b := range builtinSchemes {
-		if scheme == b {
-			return errorf("register scheme %q: a built-in scheme", scheme)
-		}
+	if resolver.IsBuiltinScheme(scheme) {
+		return errorf("register scheme %q: a built-in scheme", scheme)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -111,9 +109,6 @@ func (r *Registry) RegisterScheme(scheme string, parse SchemeFunc) error {
 	r.schemes[scheme] = parse
 	return nil
 }
-
-// builtinSchemes are resolved by the resolver and cannot be overridden.
-var builtinSchemes = [...]string{"tcp", "tls", "unix", "tls+unix", "vchan", "tls+vchan", "srv"}
 
 // Transport returns the transport registered for kind.
 func (r *Registry) Transport(kind string) (Transport, bool) {

@@ -1,8 +1,6 @@
 package resolver
 
 import (
-	"golang.org/x/net/idna"
-
 	"errors"
 	"fmt"
 	"maps"
@@ -13,6 +11,10 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/net/idna"
+
+	"github.com/conduit-go/conduit/endpoint"
 )
 
 // Sentinel errors. Errors returned by ParseURI, Resolve and ResolveListen
@@ -63,25 +65,35 @@ const (
 	schemeTLSVchan
 )
 
-// transportScheme returns the kind of a transport scheme (tcp, tls, unix,
-// tls+unix, vchan, tls+vchan) and whether scheme is one. Services cannot
+// transportScheme returns the kind of a transport scheme (the table of
+// endpoint.TransportSchemes) and whether scheme is one. Services cannot
 // override these.
 func transportScheme(scheme string) (schemeKind, bool) {
-	switch scheme {
-	case "tcp":
-		return schemeTCP, true
-	case "tls":
-		return schemeTLS, true
-	case "unix":
-		return schemeUnix, true
-	case "tls+unix":
-		return schemeTLSUnix, true
-	case "vchan":
-		return schemeVchan, true
-	case "tls+vchan":
-		return schemeTLSVchan, true
+	s, ok := endpoint.LookupScheme(scheme)
+	if !ok {
+		return schemeService, false
 	}
-	return schemeService, false
+	var plain, overTLS schemeKind
+	switch s.Base {
+	case "tcp":
+		plain, overTLS = schemeTCP, schemeTLS
+	case "unix":
+		plain, overTLS = schemeUnix, schemeTLSUnix
+	case "vchan":
+		plain, overTLS = schemeVchan, schemeTLSVchan
+	}
+	if s.TLS {
+		return overTLS, true
+	}
+	return plain, true
+}
+
+// IsBuiltinScheme reports whether the resolver resolves scheme itself,
+// whatever its Config: a transport scheme (endpoint.TransportSchemes) or
+// "srv". A registry of custom schemes must not shadow these.
+func IsBuiltinScheme(scheme string) bool {
+	_, transport := endpoint.LookupScheme(scheme)
+	return transport || scheme == "srv"
 }
 
 // parsedURI is a URI that passed ParseURI's checks, split into the parts
