@@ -18,6 +18,7 @@ import (
 	"github.com/conduit-go/conduit/tcpflow/header"
 	"github.com/conduit-go/conduit/tcpflow/internal/clock"
 	"github.com/conduit-go/conduit/tcpflow/link/channel"
+	"github.com/conduit-go/conduit/tcpflow/tcp"
 )
 
 // The attack of issue 14: peers that complete the handshake, then
@@ -80,11 +81,27 @@ type zwPeers struct {
 	next   uint16
 	events chan zwEvent // established or reset, in order
 	probes atomic.Uint64
+	// clk, when set, times what log records.
+	clk clock.Clock
+	log []zwRecord
+}
+
+// zwRecord is a probe (n < 0), data (n bytes) or a reset (n = 0)
+// received by a peer, with the clock's time.
+type zwRecord struct {
+	at   time.Time
+	peer netip.AddrPort
+	n    int
 }
 
 type zwConn struct {
 	seq, ack    uint32
 	established bool
+	// openAfter, when positive, opens the window (once) in the answer
+	// to that probe: the peer takes one segment of data, then closes it
+	// again.
+	openAfter, probes int
+	data              []byte
 }
 
 type zwEvent struct {
@@ -113,11 +130,15 @@ func (z *zwPeers) send(src netip.AddrPort, c *zwConn, flags header.TCPFlags, win
 
 // open starts one more peer: it sends its SYN; the handshake completes
 // in the link's goroutine (see handle), and events reports it.
-func (z *zwPeers) open() netip.AddrPort {
+func (z *zwPeers) open() netip.AddrPort { return z.openAfter(0) }
+
+// openAfter is open for a peer that opens its window in its answer to
+// probe n (if n > 0).
+func (z *zwPeers) openAfter(n int) netip.AddrPort {
 	z.mu.Lock()
 	src := netip.AddrPortFrom(zwAddr, z.next)
 	z.next++
-	c := &zwConn{seq: 7000}
+	c := &zwConn{seq: 7000, openAfter: n}
 	z.conns[src] = c
 	z.mu.Unlock()
 	z.send(src, c, header.TCPFlagSYN, 65535, &header.TCPOptions{HasMSS: true, MSS: 1460})
@@ -150,9 +171,15 @@ func (z *zwPeers) handle(ip header.IPv4) {
 		return
 	}
 	var ev *zwEvent
+	record := func(n int) {
+		if z.clk != nil {
+			z.log = append(z.log, zwRecord{at: z.clk.Now(), peer: dst, n: n})
+		}
+	}
 	switch {
 	case t.Flags()&header.TCPFlagRST != 0:
 		delete(z.conns, dst)
+		record(0)
 		ev = &zwEvent{peer: dst, reset: true}
 	case t.Flags()&header.TCPFlagSYN != 0:
 		if !c.established {
@@ -162,10 +189,22 @@ func (z *zwPeers) handle(ip header.IPv4) {
 			ev = &zwEvent{peer: dst}
 		}
 		z.send(dst, c, header.TCPFlagACK, 0, nil)
+	case len(t.Payload()) > 0 && t.SeqNum() == c.ack:
+		// Data in the window it opened: taken, and the window closed.
+		record(len(t.Payload()))
+		c.data = append(c.data, t.Payload()...)
+		c.ack += uint32(len(t.Payload()))
+		z.send(dst, c, header.TCPFlagACK, 0, nil)
 	default:
 		// A probe, or anything else: the window stays closed.
 		z.probes.Add(1)
-		z.send(dst, c, header.TCPFlagACK, 0, nil)
+		record(-1)
+		c.probes++
+		window := uint16(0)
+		if c.probes == c.openAfter {
+			window = 65535
+		}
+		z.send(dst, c, header.TCPFlagACK, window, nil)
 	}
 	z.mu.Unlock()
 	if ev != nil {
@@ -245,15 +284,16 @@ func heapInUse() uint64 {
 // hostileRig is a server stack b on one end of a link, and on the other
 // a real client stack a and zero-window peers.
 type hostileRig struct {
-	a, b  *Stack
-	peers *zwPeers
-	dm    *demuxLink
+	a, b   *Stack
+	ea, eb *channel.Endpoint
+	peers  *zwPeers
+	dm     *demuxLink
 }
 
 func newHostileRig(t testing.TB, clk clock.Clock, o Options) *hostileRig {
 	t.Helper()
 	ea, eb := channel.NewPair(1500, channel.FaultOptions{Clock: clk, QueueLimit: 8192})
-	r := &hostileRig{}
+	r := &hostileRig{ea: ea, eb: eb}
 	r.peers = newZWPeers(ea, netip.AddrPortFrom(addrB, 80))
 	r.dm = newDemuxLink(ea, r.peers.handle)
 	o.Addr, o.Link, o.Clock = netip.PrefixFrom(addrB, 24), eb, clk
@@ -269,6 +309,15 @@ func newHostileRig(t testing.TB, clk clock.Clock, o Options) *hostileRig {
 		eb.Close()
 	})
 	return r
+}
+
+// quiet waits until every packet sent either way has been handled (and
+// what it made its receiver send, in turn).
+func (r *hostileRig) quiet(t testing.TB) {
+	eventually(t, func() bool {
+		ra, rb := r.ea.Stats().RxPackets, r.eb.Stats().RxPackets // first
+		return r.ea.Stats().TxPackets == rb && r.eb.Stats().TxPackets == ra
+	}, "link quiet")
 }
 
 // flood opens n zero-window peers, one after another (each once the
@@ -480,4 +529,87 @@ func BenchmarkZeroWindowPeers(b *testing.B) {
 			b.ReportMetric(float64(b.N-n), "refused")
 		})
 	}
+}
+
+// TestZeroWindowProbesOnLink is TestZeroWindowProbeBackoff of package
+// tcp on the in-memory link, with the manual clock stepped 10 ms at a
+// time (the link quiet between steps): a peer that answers every probe
+// with a zero window sees the probes' interval double from the RTO
+// (200 ms) up to RTOMax (5 s), then a reset at the user timeout (30 s),
+// and the server's Write fails with tcpflow.ErrTimeout; a peer that
+// opens its window in its third answer gets the data at once.
+func TestZeroWindowProbesOnLink(t *testing.T) {
+	const ut = 30 * time.Second
+	clk := clock.NewManual(time.Unix(1_700_000_000, 0))
+	r := newHostileRig(t, clk, Options{TCP: tcp.Options{RTOMax: 5 * time.Second, UserTimeout: ut}})
+	r.peers.clk = clk
+	ln, err := r.b.ListenFlows(context.Background(), netip.AddrPortFrom(addrB, 80), nil)
+	require.NoError(t, err)
+	defer ln.Close()
+	want := []time.Duration{200, 600, 1400, 3000, 6200, 11200, 16200, 21200, 26200}
+	for i := range want {
+		want[i] *= time.Millisecond
+	}
+
+	// run writes data to a new peer's flow and steps the clock until
+	// the peer is reset or has data; it returns the times (since the
+	// write) of the probes, the reset and the data the peer got.
+	run := func(openAfter int, data string) (probes []time.Duration, reset time.Duration, got int, f tcpflow.Flow) {
+		peer := r.peers.openAfter(openAfter)
+		for {
+			select {
+			case ev := <-r.peers.events:
+				if ev.peer != peer {
+					continue // the previous peer's reset
+				}
+			case <-time.After(10 * time.Second): // against a hang only
+				t.Fatal("no handshake")
+			}
+			break
+		}
+		f, err := ln.AcceptFlow()
+		require.NoError(t, err)
+		t.Cleanup(func() { f.Close() })
+		r.quiet(t)
+		start := clk.Now()
+		_, err = f.Write([]byte(data))
+		require.NoError(t, err)
+		for step := 0; step < int(ut/(10*time.Millisecond))+10; step++ {
+			clk.Advance(10 * time.Millisecond)
+			r.quiet(t)
+			r.peers.mu.Lock()
+			log := r.peers.log
+			r.peers.log = nil
+			r.peers.mu.Unlock()
+			for _, rec := range log {
+				if rec.peer != peer {
+					continue
+				}
+				switch at := rec.at.Sub(start); {
+				case rec.n < 0:
+					probes = append(probes, at)
+				case rec.n == 0:
+					reset = at
+				default:
+					got += rec.n
+				}
+			}
+			if reset != 0 || got > 0 {
+				break
+			}
+		}
+		return probes, reset, got, f
+	}
+
+	probes, reset, _, f := run(0, "stuck")
+	require.Equal(t, want, probes, "probe times")
+	require.Equal(t, ut, reset, "reset at the user timeout")
+	_, err = f.Write([]byte("more"))
+	require.True(t, errors.Is(err, tcpflow.ErrTimeout), "%v", err)
+	require.EqualValues(t, 1, r.b.Stats().TCP.UserTimeouts)
+
+	probes, reset, got, _ := run(3, "resumed")
+	require.Equal(t, want[:3], probes)
+	require.Zero(t, reset)
+	require.Equal(t, len("resumed"), got, "sent once the window opened")
 }

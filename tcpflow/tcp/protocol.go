@@ -72,7 +72,9 @@ type Options struct {
 	// probes (RFC 6429 lets a sender give up on such a peer). It is
 	// measured from the peer's last acknowledgment of new data, or from
 	// when data began to wait for it. The retransmission and probe
-	// timers are clamped so that it ends on time. Zero means
+	// timers are clamped so that it ends on time. It also bounds how
+	// long a closed connection keeps its unsent data (and its share of
+	// BufferBudget) for a peer whose window stays closed. Zero means
 	// DefaultUserTimeout (5 minutes); negative means none:
 	// retransmissions are then bounded by MaxRetransmits alone, and a
 	// zero window is probed for as long as the peer answers (RFC 1122
