@@ -5,16 +5,14 @@ import (
 	"errors"
 	"log/slog"
 	"net"
-	"net/netip"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/conduit-go/conduit/endpoint"
 	"github.com/conduit-go/conduit/resolver"
 	"github.com/conduit-go/conduit/tcpflow"
 	"github.com/conduit-go/conduit/tlsflow"
-	"github.com/conduit-go/conduit/vchan"
 )
 
 // ListenOption configures Listen and Serve.
@@ -154,7 +152,7 @@ func (c *Conduit) Listen(ctx context.Context, uri string, opts ...ListenOption) 
 	l := &Listener{
 		Listener: ln,
 		uri:      uri,
-		ep:       boundEndpoint(ep, ln.Addr()),
+		ep:       endpoint.Bind(ep, ln.Addr()),
 		closed:   make(chan struct{}),
 		trace:    ContextTrace(ctx),
 		idle:     o.idleTimeout,
@@ -179,30 +177,6 @@ func (c *Conduit) listenOne(ctx context.Context, ep resolver.Endpoint, opts List
 	return t.Listen(ctx, ep, opts)
 }
 
-// boundEndpoint replaces a port 0 in ep with the port the listener got.
-func boundEndpoint(ep resolver.Endpoint, addr net.Addr) resolver.Endpoint {
-	switch e := ep.(type) {
-	case resolver.TCP:
-		if ap := addrPort(addr); ap.IsValid() {
-			if e.Addr.Addr().IsUnspecified() {
-				e.Addr = ap
-			} else {
-				e.Addr = netip.AddrPortFrom(e.Addr.Addr(), ap.Port())
-			}
-		}
-		return e
-	case resolver.VchanDirect:
-		if va, ok := addr.(*vchan.Addr); ok {
-			e.Domid = va.Domid // vchan://0/PORT allocated a domain id
-		}
-		return e
-	case resolver.TLS:
-		e.Inner = boundEndpoint(e.Inner, addr)
-		return e
-	}
-	return ep
-}
-
 // Endpoint is the endpoint the listener is bound to, with the real port
 // when port 0 was asked for.
 func (l *Listener) Endpoint() resolver.Endpoint { return l.ep }
@@ -210,40 +184,7 @@ func (l *Listener) Endpoint() resolver.Endpoint { return l.ep }
 // URI is a URI that dials the listener, for example tcp://127.0.0.1:41235
 // or tls://127.0.0.1:41236 (with ?sni=NAME when the server name differs
 // from the host).
-func (l *Listener) URI() string { return EndpointURI(l.ep) }
-
-// EndpointURI returns a URI that resolves to ep without any lookup, or
-// ep.String() for kinds without such a URI.
-func EndpointURI(ep resolver.Endpoint) string {
-	switch e := ep.(type) {
-	case resolver.TCP:
-		return "tcp://" + e.Addr.String()
-	case resolver.Unix:
-		return resolver.Unix{Path: e.Path}.String()
-	case resolver.VchanDirect:
-		return "vchan://" + strconv.Itoa(e.Domid) + "/" + e.Port
-	case resolver.VchanNamed:
-		return "vchan://" + e.Name + "/" + e.Port
-	case resolver.TLS:
-		var s string
-		host := ""
-		switch in := e.Inner.(type) {
-		case resolver.TCP:
-			s, host = "tls://"+in.Addr.String(), in.Addr.Addr().String()
-		case resolver.Unix:
-			s = "tls+unix://" + in.Path
-		case resolver.VchanDirect, resolver.VchanNamed:
-			s = "tls+" + EndpointURI(in)
-		default:
-			return ep.String()
-		}
-		if e.ServerName != "" && e.ServerName != host {
-			s += "?sni=" + e.ServerName
-		}
-		return s
-	}
-	return ep.String()
-}
+func (l *Listener) URI() string { return endpoint.URI(l.ep) }
 
 // Accept waits for and returns the next connection as a Flow.
 func (l *Listener) Accept() (net.Conn, error) {
