@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 
+	"github.com/conduit-go/conduit/endpoint"
 	"github.com/conduit-go/conduit/resolver"
 	"github.com/conduit-go/conduit/vchan"
 )
@@ -19,13 +20,15 @@ type VchanTransport struct {
 // Dial connects to a vchan server by domain id (1..32751: domain id 0
 // only asks a listener for a free one, and is refused here) or by name.
 func (t *VchanTransport) Dial(ctx context.Context, ep resolver.Endpoint, _ DialOptions) (net.Conn, error) {
-	switch e := ep.(type) {
-	case resolver.VchanDirect:
-		return dialVchan(vchan.Dial(ctx, t.Config, e.Domid, e.Port))
-	case resolver.VchanNamed:
-		return dialVchan(vchan.DialName(ctx, t.Config, e.Name, e.Port))
+	e, ok := ep.(endpoint.Vchan)
+	if !ok {
+		return nil, errorf("vchan transport cannot dial a %q endpoint", ep.Kind())
 	}
-	return nil, errorf("vchan transport cannot dial a %q endpoint", ep.Kind())
+	a := e.VchanAddress()
+	if a.Name != "" {
+		return dialVchan(vchan.DialName(ctx, t.Config, a.Name, a.Port))
+	}
+	return dialVchan(vchan.Dial(ctx, t.Config, a.Domid, a.Port))
 }
 
 func dialVchan(c *vchan.Conn, err error) (net.Conn, error) {
@@ -44,17 +47,17 @@ func (t *VchanTransport) Listen(ctx context.Context, ep resolver.Endpoint, _ Lis
 	if t.Config != nil {
 		cfg = t.Config.Clone()
 	}
-	var port string
-	switch e := ep.(type) {
-	case resolver.VchanDirect:
-		cfg.Domid = e.Domid
-		port = e.Port
-	case resolver.VchanNamed:
-		cfg.Name = e.Name
-		port = e.Port
-	default:
+	e, ok := ep.(endpoint.Vchan)
+	if !ok {
 		return nil, errorf("vchan transport cannot listen on a %q endpoint", ep.Kind())
 	}
+	a := e.VchanAddress()
+	if a.Name != "" {
+		cfg.Name = a.Name
+	} else {
+		cfg.Domid = a.Domid
+	}
+	port := a.Port
 	l, err := vchan.Listen(ctx, cfg, port)
 	if err != nil {
 		return nil, err

@@ -109,3 +109,23 @@ func validVchanPort(e Endpoint, p string) error {
 	}
 	return nil
 }
+
+// A VchanAddress is what both vchan kinds name: a domain, by id or by
+// registered name (Name set, Domid 0), and a port.
+type VchanAddress struct {
+	Domid int
+	Name  string
+	Port  string
+}
+
+// A Vchan is an endpoint of either vchan kind.
+type Vchan interface {
+	Endpoint
+	VchanAddress() VchanAddress
+}
+
+// VchanAddress returns the domain id and port.
+func (e VchanDirect) VchanAddress() VchanAddress { return VchanAddress{Domid: e.Domid, Port: e.Port} }
+
+// VchanAddress returns the name and port.
+func (e VchanNamed) VchanAddress() VchanAddress { return VchanAddress{Name: e.Name, Port: e.Port} }
