@@ -37,6 +37,20 @@ func (r *URIResolver) knownService(scheme string) bool {
 	return ok
 }
 
+// An answer is what one resolution gives: the endpoints in dial order,
+// how long they are valid (ttlForever, ttlUnknown or the lowest DNS TTL,
+// see ttl.go), and whether the cache must not keep them even that long.
+type answer struct {
+	eps []Endpoint
+	ttl time.Duration
+	// volatile: an SRV answer (its order is drawn again on each
+	// resolution, RFC 2782) or a rewrite rule's (which may change at any
+	// time). Watch still refreshes it by its TTL.
+	volatile bool
+}
+
+// resolve is Resolve and ResolveListen: the cached answer for uri, or a
+// fresh one, cached for as long as it is valid.
 func (r *URIResolver) resolve(ctx context.Context, uri string, listen bool) ([]Endpoint, error) {
 	if r.closed.Load() {
 		return nil, &URIError{URI: uri, Err: errClosed}
@@ -44,124 +58,151 @@ func (r *URIResolver) resolve(ctx context.Context, uri string, listen bool) ([]E
 	if eps, ok := r.cache.get(uri, listen, r.now); ok {
 		return eps, nil
 	}
-	eps, ttl, cacheable, err := r.resolveURI(ctx, uri, listen)
-	if err != nil || !cacheable {
-		return eps, err
+	a, err := r.resolveURI(ctx, uri, listen)
+	if err != nil {
+		return nil, err
 	}
-	switch {
-	case ttl == ttlForever:
-		r.cache.put(uri, listen, eps, time.Time{}, r.now())
-	case ttl > 0 && r.cacheDNS:
-		now := r.now()
-		r.cache.put(uri, listen, eps, now.Add(ttl), now)
-	}
-	return eps, nil
+	r.remember(uri, listen, a)
+	return a.eps, nil
 }
 
-// resolveTTL is resolve, uncached, that also says how long the answer is
-// valid: ttlForever for an answer that never changes, ttlUnknown when no
-// lookup said, else the lowest DNS TTL (0: do not cache).
-func (r *URIResolver) resolveTTL(ctx context.Context, uri string, listen bool) ([]Endpoint, time.Duration, error) {
-	eps, ttl, _, err := r.resolveURI(ctx, uri, listen)
-	return eps, ttl, err
-}
-
-// resolveURI is resolveTTL that also says whether the answer may be
-// cached for its TTL (SRV answers, randomly ordered, may not).
-func (r *URIResolver) resolveURI(ctx context.Context, uri string, listen bool) (eps []Endpoint, ttl time.Duration, cacheable bool, err error) {
+// resolveFresh is an uncached resolution, for Watch and for the rewrite
+// rules' own resolutions.
+func (r *URIResolver) resolveFresh(ctx context.Context, uri string, listen bool) (answer, error) {
 	if r.closed.Load() {
-		return nil, 0, false, &URIError{URI: uri, Err: errClosed}
+		return answer{}, &URIError{URI: uri, Err: errClosed}
 	}
-	eps, ttl, err = r.resolveHost(ctx, uri, listen, &cacheable)
-	return eps, ttl, cacheable, err
+	return r.resolveURI(ctx, uri, listen)
 }
 
-// resolveHost resolves uri, setting *cacheable unless it is an SRV URI.
-func (r *URIResolver) resolveHost(ctx context.Context, uri string, listen bool, cacheable *bool) ([]Endpoint, time.Duration, error) {
-	*cacheable = true
+// remember caches a for (uri, listen): for good when it never changes,
+// until its TTL when it comes from the DNS stub and the stub caches;
+// never when it is volatile or has no TTL (0 or unknown).
+func (r *URIResolver) remember(uri string, listen bool, a answer) {
+	switch {
+	case a.volatile:
+	case a.ttl == ttlForever:
+		r.cache.put(uri, listen, a.eps, time.Time{}, r.now())
+	case a.ttl > 0 && r.cacheDNS:
+		now := r.now()
+		r.cache.put(uri, listen, a.eps, now.Add(a.ttl), now)
+	}
+}
+
+// resolveURI parses uri and resolves it by its kind: a Unix path or a
+// vchan (which never change), an SRV name, or a host.
+func (r *URIResolver) resolveURI(ctx context.Context, uri string, listen bool) (answer, error) {
 	p, err := parse(uri, r.knownService)
 	if err != nil {
-		return nil, 0, err
+		return answer{}, err
 	}
 	switch p.kind {
 	case schemeUnix:
-		return []Endpoint{Unix{Path: p.path}}, ttlForever, nil
+		return answer{eps: []Endpoint{Unix{Path: p.path}}, ttl: ttlForever}, nil
 	case schemeTLSUnix:
-		return []Endpoint{TLS{ServerName: p.serverName("localhost"), Inner: Unix{Path: p.path}}}, ttlForever, nil
+		return answer{eps: []Endpoint{TLS{ServerName: p.serverName("localhost"), Inner: Unix{Path: p.path}}}, ttl: ttlForever}, nil
 	case schemeVchan, schemeTLSVchan:
 		eps, err := p.vchanEndpoints(uri, listen)
-		return eps, ttlForever, err
+		return answer{eps: eps, ttl: ttlForever}, err
 	}
 	if _, isService := r.services[p.scheme]; !isService && p.kind == schemeService {
 		if base, ok := r.srvScheme(p.scheme); ok {
-			*cacheable = false
-			return r.resolveSRV(ctx, uri, p, base, listen)
+			eps, ttl, err := r.resolveSRV(ctx, uri, p, base, listen)
+			return answer{eps: eps, ttl: ttl, volatile: true}, err
 		}
 	}
+	return r.resolveHost(ctx, uri, p, listen)
+}
 
-	port, tls := p.port, p.kind == schemeTLS
-	if p.kind == schemeService {
-		svc := r.services[p.scheme]
-		tls = svc.TLS
-		if port < 0 {
-			port = int(svc.Port)
-		}
-	}
-	if len(r.rewrites) > 0 && !p.addr.IsValid() && p.host != "" {
-		host := strings.TrimSuffix(p.host, ".")
-		q := RewriteRequest{
-			URI: uri, Scheme: p.scheme, Host: host, Port: uint16(max(port, 0)),
-			TLS: tls, ServerName: p.serverName(host), Listen: listen,
-			resolve: func(ctx context.Context, uri string) ([]Endpoint, error) {
-				eps, _, err := r.resolveTTL(ctx, uri, listen)
-				return eps, err
-			},
-		}
-		eps, ok, err := r.rewrites.rewrite(ctx, q)
-		if err != nil {
-			return nil, 0, &URIError{URI: uri, Err: err}
-		}
-		if ok {
-			// A rule's answer may change at any time: never cached.
-			*cacheable = false
-			return eps, ttlForever, nil
-		}
+// resolveHost resolves a tcp, tls or service URI: by a rewrite rule if
+// one answers for its host, else one endpoint per address of the host.
+func (r *URIResolver) resolveHost(ctx context.Context, uri string, p *parsedURI, listen bool) (answer, error) {
+	port, tls := r.hostPort(p)
+	if a, ok, err := r.rewriteHost(ctx, uri, p, port, tls, listen); ok || err != nil {
+		return a, err
 	}
 	if port == 0 && !listen {
-		return nil, 0, malformed(uri, "port 0 is only valid to listen on")
+		return answer{}, malformed(uri, "port 0 is only valid to listen on")
 	}
-	var addrs []netip.Addr
-	ttl := ttlForever
+	addrs, ttl, err := r.hostAddrs(ctx, uri, p, listen)
+	if err != nil {
+		return answer{}, err
+	}
+	return answer{eps: p.hostEndpoints(addrs, uint16(port), tls), ttl: ttl}, nil
+}
+
+// hostPort returns the port of a tcp, tls or service URI (for a service
+// without one, the service's) and whether it is dialled through TLS.
+func (r *URIResolver) hostPort(p *parsedURI) (port int, tls bool) {
+	if p.kind != schemeService {
+		return p.port, p.kind == schemeTLS
+	}
+	svc := r.services[p.scheme]
+	if p.port < 0 {
+		return int(svc.Port), svc.TLS
+	}
+	return p.port, svc.TLS
+}
+
+// rewriteHost offers the host of a URI to the rewrite rules; ok reports
+// that one answered. Such an answer is volatile.
+func (r *URIResolver) rewriteHost(ctx context.Context, uri string, p *parsedURI, port int, tls, listen bool) (a answer, ok bool, err error) {
+	if len(r.rewrites) == 0 || p.addr.IsValid() || p.host == "" {
+		return answer{}, false, nil
+	}
+	host := strings.TrimSuffix(p.host, ".")
+	q := RewriteRequest{
+		URI: uri, Scheme: p.scheme, Host: host, Port: uint16(max(port, 0)),
+		TLS: tls, ServerName: p.serverName(host), Listen: listen,
+		resolve: func(ctx context.Context, uri string) ([]Endpoint, error) {
+			a, err := r.resolveFresh(ctx, uri, listen)
+			return a.eps, err
+		},
+	}
+	eps, ok, err := r.rewrites.rewrite(ctx, q)
+	if err != nil {
+		return answer{}, false, &URIError{URI: uri, Err: err}
+	}
+	return answer{eps: eps, ttl: ttlForever, volatile: true}, ok, nil
+}
+
+// hostAddrs returns the addresses of the host of a URI and how long they
+// are valid: an IP literal, the IPv4 unspecified address for an empty
+// host to listen on, or the host name's (lookupHost).
+func (r *URIResolver) hostAddrs(ctx context.Context, uri string, p *parsedURI, listen bool) ([]netip.Addr, time.Duration, error) {
 	switch {
 	case p.addr.IsValid():
-		addrs = []netip.Addr{p.addr}
+		return []netip.Addr{p.addr}, ttlForever, nil
 	case p.host == "" && listen:
-		addrs = []netip.Addr{netip.IPv4Unspecified()}
+		return []netip.Addr{netip.IPv4Unspecified()}, ttlForever, nil
 	case p.host == "":
 		return nil, 0, malformed(uri, "empty host")
-	default:
-		if addrs, ttl, err = r.lookupHost(ctx, p.host); err != nil {
-			return nil, 0, &URIError{URI: uri, Err: err}
-		}
 	}
-	serverName := p.host
+	addrs, ttl, err := r.lookupHost(ctx, p.host)
+	if err != nil {
+		return nil, 0, &URIError{URI: uri, Err: err}
+	}
+	return addrs, ttl, nil
+}
+
+// hostEndpoints returns a TCP endpoint for each address of the host of
+// p, each inside a TLS endpoint when tls (the server name is the host
+// name or IP literal, or the sni parameter).
+func (p *parsedURI) hostEndpoints(addrs []netip.Addr, port uint16, tls bool) []Endpoint {
+	name, serverName := p.host, p.host
 	if p.addr.IsValid() {
-		serverName = p.addr.WithZone("").String()
+		name, serverName = "", p.addr.WithZone("").String()
 	}
 	serverName = p.serverName(strings.TrimSuffix(serverName, "."))
-	name := p.host
-	if p.addr.IsValid() {
-		name = ""
-	}
 	eps := make([]Endpoint, 0, len(addrs))
 	for _, a := range addrs {
-		var ep Endpoint = TCP{Host: name, Addr: netip.AddrPortFrom(a, uint16(port))}
+		var ep Endpoint = TCP{Host: name, Addr: netip.AddrPortFrom(a, port)}
 		if tls {
 			ep = TLS{ServerName: serverName, Inner: ep}
 		}
 		eps = append(eps, ep)
 	}
-	return eps, ttl, nil
+	return eps
 }
 
 // serverName returns the sni query parameter, or def.

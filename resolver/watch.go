@@ -85,7 +85,8 @@ func (r *URIResolver) watch(ctx context.Context, uri string, ch chan<- Update) {
 		}
 	}
 	for {
-		eps, ttl, err := r.resolveTTL(ctx, uri, false)
+		a, err := r.resolveFresh(ctx, uri, false)
+		eps, ttl := a.eps, a.ttl
 		if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 			return
 		}
