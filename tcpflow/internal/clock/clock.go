@@ -1,146 +1,25 @@
-// Package clock is the injected time source of the userspace stack:
-// Real for production, Manual for tests that advance time explicitly
-// instead of sleeping (gVisor's tcpip.Clock and faketime.ManualClock).
+// Package clock is the former home of the public package
+// github.com/conduit-go/conduit/clock, kept as aliases while tcpflow's
+// imports move there.
 package clock
 
 import (
-	"sort"
-	"sync"
 	"time"
+
+	"github.com/conduit-go/conduit/clock"
 )
 
-// Clock tells the time and schedules functions. Implementations are safe
-// for concurrent use.
-type Clock interface {
-	// Now returns the current time.
-	Now() time.Time
-	// AfterFunc calls f in its own goroutine (Real) or in the goroutine
-	// advancing time (Manual) once d has elapsed.
-	AfterFunc(d time.Duration, f func()) Timer
-}
+type (
+	// Clock is clock.Clock.
+	Clock = clock.Clock
+	// Timer is clock.Timer.
+	Timer = clock.Timer
+	// Manual is clock.Manual.
+	Manual = clock.Manual
+)
 
-// Timer is a function scheduled by AfterFunc.
-type Timer interface {
-	// Stop prevents the call if it has not started, reporting whether
-	// it did so.
-	Stop() bool
-	// Reset schedules the call again, d from now, whether or not it
-	// has run (as time.Timer's Reset does for AfterFunc timers).
-	Reset(d time.Duration) bool
-}
+// Real is clock.Real.
+func Real() Clock { return clock.Real() }
 
-// Real returns the system clock.
-func Real() Clock { return realClock{} }
-
-type realClock struct{}
-
-func (realClock) Now() time.Time                            { return time.Now() }
-func (realClock) AfterFunc(d time.Duration, f func()) Timer { return time.AfterFunc(d, f) }
-
-// Manual is a Clock whose time moves only when Advance is called. The
-// zero value is not usable; call NewManual.
-type Manual struct {
-	mu     sync.Mutex
-	now    time.Time
-	seq    uint64
-	timers []*manualTimer
-}
-
-// NewManual returns a Manual clock set to start.
-func NewManual(start time.Time) *Manual { return &Manual{now: start} }
-
-type manualTimer struct {
-	c   *Manual
-	at  time.Time
-	seq uint64
-	f   func()
-}
-
-// Now returns the clock's current time.
-func (c *Manual) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-// AfterFunc schedules f to run when the clock has been advanced by d.
-// A d <= 0 runs f at the next Advance (even by 0).
-func (c *Manual) AfterFunc(d time.Duration, f func()) Timer {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.seq++
-	t := &manualTimer{c: c, at: c.now.Add(max(d, 0)), seq: c.seq, f: f}
-	c.timers = append(c.timers, t)
-	return t
-}
-
-// Stop cancels the timer if it has not fired.
-func (t *manualTimer) Stop() bool {
-	c := t.c
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for i, u := range c.timers {
-		if u == t {
-			c.timers = append(c.timers[:i], c.timers[i+1:]...)
-			return true
-		}
-	}
-	return false
-}
-
-// Reset schedules the timer again, d from the clock's current time.
-func (t *manualTimer) Reset(d time.Duration) bool {
-	c := t.c
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	was := false
-	for i, u := range c.timers {
-		if u == t {
-			c.timers = append(c.timers[:i], c.timers[i+1:]...)
-			was = true
-			break
-		}
-	}
-	c.seq++
-	t.at, t.seq = c.now.Add(max(d, 0)), c.seq
-	c.timers = append(c.timers, t)
-	return was
-}
-
-// Pending returns the number of scheduled timers.
-func (c *Manual) Pending() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.timers)
-}
-
-// Advance moves the clock forward by d, running every timer that falls
-// due in order of due time (then of scheduling), each with the clock set
-// to its due time, in the calling goroutine. Timers scheduled by those
-// functions run too if they fall due within d.
-func (c *Manual) Advance(d time.Duration) {
-	c.mu.Lock()
-	end := c.now.Add(max(d, 0))
-	for {
-		sort.Slice(c.timers, func(i, j int) bool {
-			a, b := c.timers[i], c.timers[j]
-			if !a.at.Equal(b.at) {
-				return a.at.Before(b.at)
-			}
-			return a.seq < b.seq
-		})
-		if len(c.timers) == 0 || c.timers[0].at.After(end) {
-			break
-		}
-		t := c.timers[0]
-		c.timers = c.timers[1:]
-		if t.at.After(c.now) {
-			c.now = t.at
-		}
-		c.mu.Unlock()
-		t.f()
-		c.mu.Lock()
-	}
-	c.now = end
-	c.mu.Unlock()
-}
+// NewManual is clock.NewManual.
+func NewManual(start time.Time) *Manual { return clock.NewManual(start) }

@@ -1,0 +1,11 @@
+package clock
+
+import (
+	"testing"
+
+	"github.com/conduit-go/conduit/internal/testutil"
+)
+
+func TestMain(m *testing.M) {
+	testutil.VerifyNoLeaks(m)
+}
