@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/conduit-go/conduit/endpoint"
 	"github.com/conduit-go/conduit/resolver"
 	"github.com/conduit-go/conduit/tcpflow"
 	"github.com/conduit-go/conduit/tlsflow"
@@ -255,11 +256,19 @@ func (c *Conduit) DialContext(ctx context.Context, network, address string) (net
 	return f, nil
 }
 
-// dialOne dials a single endpoint through its transport.
+// dialOne validates an endpoint, with the endpoints it wraps, and dials
+// it through its transport.
 func (c *Conduit) dialOne(ctx context.Context, ep resolver.Endpoint) (Flow, error) {
-	if err := resolver.Validate(ep); err != nil {
+	if err := endpoint.Validate(ep); err != nil {
 		return nil, err
 	}
+	return c.dialValid(ctx, ep)
+}
+
+// dialValid dials an endpoint that was validated: the transports of
+// wrapping kinds dial their inner endpoints through it, not validated
+// again.
+func (c *Conduit) dialValid(ctx context.Context, ep resolver.Endpoint) (Flow, error) {
 	t, ok := c.reg.Transport(ep.Kind())
 	if !ok {
 		return nil, fmt.Errorf("%w %q", ErrNoTransport, ep.Kind())
@@ -267,7 +276,7 @@ func (c *Conduit) dialOne(ctx context.Context, ep resolver.Endpoint) (Flow, erro
 	conn, err := t.Dial(ctx, ep, DialOptions{
 		Keepalive: c.cfg.Keepalive,
 		Dial: func(ctx context.Context, inner resolver.Endpoint) (net.Conn, error) {
-			return c.dialOne(ctx, inner)
+			return c.dialValid(ctx, inner)
 		},
 	})
 	if err != nil {
