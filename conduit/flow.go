@@ -3,7 +3,6 @@ package conduit
 import (
 	"errors"
 	"net"
-	"net/netip"
 )
 
 // Flow is a connection made or accepted by a Conduit: a net.Conn that can
@@ -63,17 +62,4 @@ func (f unixFlow) Writev(bufs net.Buffers) (int64, error) {
 	// header so the caller's slice is left alone, as with a plain Write.
 	b := bufs
 	return b.WriteTo(f.UnixConn)
-}
-
-// addrPort returns the address of a TCP or UDP net.Addr as a netip.AddrPort.
-func addrPort(a net.Addr) netip.AddrPort {
-	switch a := a.(type) {
-	case *net.TCPAddr:
-		ap := a.AddrPort()
-		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-	case *net.UDPAddr:
-		ap := a.AddrPort()
-		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-	}
-	return netip.AddrPort{}
 }

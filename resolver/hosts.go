@@ -9,6 +9,8 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+
+	"github.com/conduit-go/conduit/internal/netaddr"
 )
 
 // DefaultHostsFile is the hosts file a resolver reads when
@@ -58,7 +60,7 @@ func parseHosts(data []byte) map[string][]netip.Addr {
 		}
 		for _, name := range f[1:] {
 			k := hostsKey(name)
-			hosts[k] = appendUnique(hosts[k], a)
+			hosts[k] = netaddr.AppendUnique(hosts[k], a)
 		}
 	}
 	return hosts
@@ -68,22 +70,4 @@ func parseHosts(data []byte) map[string][]netip.Addr {
 // without a trailing dot.
 func hostsKey(name string) string {
 	return asciiLower(strings.TrimSuffix(name, "."))
-}
-
-// appendUnique appends the addresses of add not already in addrs, skipping
-// invalid ones.
-func appendUnique(addrs []netip.Addr, add ...netip.Addr) []netip.Addr {
-next:
-	for _, a := range add {
-		if !a.IsValid() {
-			continue
-		}
-		for _, b := range addrs {
-			if a == b {
-				continue next
-			}
-		}
-		addrs = append(addrs, a)
-	}
-	return addrs
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/conduit-go/conduit/internal/netaddr"
 	"github.com/conduit-go/conduit/resolver/dnsstub"
 )
 
@@ -47,7 +48,7 @@ func (r *URIResolver) lookupHost(ctx context.Context, host string) ([]netip.Addr
 			if a.Is4In6() {
 				a = a.Unmap()
 			}
-			addrs = appendUnique(addrs, a)
+			addrs = netaddr.AppendUnique(addrs, a)
 		}
 		if len(addrs) == 0 {
 			return nil, 0, &lookupError{host: host, err: ErrNotFound}

@@ -85,7 +85,7 @@ func (r *URIResolver) resolveSRV(ctx context.Context, uri string, p *parsedURI, 
 		}
 		eps := make([]Endpoint, 0, len(addrs))
 		for _, a := range addrs {
-			eps = append(eps, wrap(TCP{Host: name, Addr: addrPort(a, svc.Port)}))
+			eps = append(eps, wrap(TCP{Host: name, Addr: netip.AddrPortFrom(a, svc.Port)}))
 		}
 		return eps, ttl, nil
 	}
@@ -162,7 +162,7 @@ func (r *URIResolver) resolveTargets(ctx context.Context, qname string, recs []d
 		}
 		ttl = minTTL(ttl, res.ttl)
 		for _, a := range res.addrs {
-			ep := wrap(TCP{Host: rec.Target, Addr: addrPort(a, rec.Port)})
+			ep := wrap(TCP{Host: rec.Target, Addr: netip.AddrPortFrom(a, rec.Port)})
 			if !slices.Contains(eps, ep) {
 				eps = append(eps, ep)
 			}
@@ -360,6 +360,3 @@ func (r *URIResolver) intN(n int) int {
 	defer r.randMu.Unlock()
 	return r.rand.IntN(n)
 }
-
-// addrPort joins an address and a port.
-func addrPort(a netip.Addr, port uint16) netip.AddrPort { return netip.AddrPortFrom(a, port) }

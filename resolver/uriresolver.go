@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/conduit-go/conduit/internal/netaddr"
 	"github.com/conduit-go/conduit/resolver/dnsstub"
 )
 
@@ -118,7 +119,7 @@ func New(cfg *Config) (*URIResolver, error) {
 	// Sorted, so that "Host" and "host" merge the same way every time.
 	for _, name := range slices.Sorted(maps.Keys(cfg.Hosts)) {
 		k := hostsKey(name)
-		r.hosts[k] = appendUnique(r.hosts[k], cfg.Hosts[name]...)
+		r.hosts[k] = netaddr.AppendUnique(r.hosts[k], cfg.Hosts[name]...)
 	}
 	if err := r.setLookups(cfg); err != nil {
 		return nil, err

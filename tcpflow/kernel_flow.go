@@ -6,6 +6,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/conduit-go/conduit/internal/netaddr"
 )
 
 // KernelFlow is a Flow over a kernel TCP socket. Nagle's algorithm is on
@@ -45,8 +47,8 @@ func newKernelFlow(c *net.TCPConn, ka *Keepalive) (*KernelFlow, error) {
 	f := &KernelFlow{
 		conn:    c,
 		raw:     raw,
-		dst:     addrPort(c.RemoteAddr()),
-		src:     addrPort(c.LocalAddr()),
+		dst:     netaddr.AddrPort(c.RemoteAddr()),
+		src:     netaddr.AddrPort(c.LocalAddr()),
 		nodelay: true, // Go's default; see setNodelay
 	}
 	if ka != nil {
@@ -69,14 +71,6 @@ func setKeepalive(c *net.TCPConn, ka *Keepalive) error {
 		Interval: ka.Interval,
 		Count:    ka.Probes,
 	})
-}
-
-func addrPort(a net.Addr) netip.AddrPort {
-	if ta, ok := a.(*net.TCPAddr); ok {
-		ap := ta.AddrPort()
-		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-	}
-	return netip.AddrPort{}
 }
 
 // Read reads at least one byte; io.EOF after the peer's FIN; an error

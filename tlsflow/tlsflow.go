@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/conduit-go/conduit/internal/netaddr"
 )
 
 // Conn is a TLS flow over an inner net.Conn. It wraps a *tls.Conn and is a
@@ -328,25 +330,12 @@ func (c *Conn) Src() netip.AddrPort {
 	if s, ok := c.inner.(interface{ Src() netip.AddrPort }); ok {
 		return s.Src()
 	}
-	return addrPort(c.inner.LocalAddr())
+	return netaddr.AddrPort(c.inner.LocalAddr())
 }
 
 func dst(conn net.Conn) netip.AddrPort {
 	if d, ok := conn.(interface{ Dst() netip.AddrPort }); ok {
 		return d.Dst()
 	}
-	return addrPort(conn.RemoteAddr())
-}
-
-func addrPort(a net.Addr) netip.AddrPort {
-	var ap netip.AddrPort
-	switch a := a.(type) {
-	case *net.TCPAddr:
-		ap = a.AddrPort()
-	case *net.UDPAddr:
-		ap = a.AddrPort()
-	default:
-		return netip.AddrPort{}
-	}
-	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	return netaddr.AddrPort(conn.RemoteAddr())
 }

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/conduit-go/conduit/internal/netaddr"
 	"github.com/miekg/dns"
 )
 
@@ -44,11 +45,11 @@ func (s *Stub) resolve(ctx context.Context, fqdn string, qtype uint16) (*entry, 
 			switch r := rr.(type) {
 			case *dns.A:
 				if ip, ok := netip.AddrFromSlice(r.A.To4()); ok {
-					e.addrs = appendUnique(e.addrs, ip)
+					e.addrs = netaddr.AppendUnique(e.addrs, ip)
 				}
 			case *dns.AAAA:
 				if ip, ok := netip.AddrFromSlice(r.AAAA); ok {
-					e.addrs = appendUnique(e.addrs, ip)
+					e.addrs = netaddr.AppendUnique(e.addrs, ip)
 				}
 			case *dns.SRV:
 				e.srvs = append(e.srvs, SRV{Target: r.Target, Port: r.Port, Priority: r.Priority, Weight: r.Weight})
@@ -68,15 +69,6 @@ func secs(ttl uint32) time.Duration {
 		return 0
 	}
 	return time.Duration(ttl) * time.Second
-}
-
-func appendUnique(s []netip.Addr, a netip.Addr) []netip.Addr {
-	for _, b := range s {
-		if a == b {
-			return s
-		}
-	}
-	return append(s, a)
 }
 
 // ask sends the query to each server in turn, Attempts times through the
