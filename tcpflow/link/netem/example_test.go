@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/conduit-go/conduit/tcpflow/internal/clock"
+	"github.com/conduit-go/conduit/clock"
 	"github.com/conduit-go/conduit/tcpflow/link/netem"
 )
 

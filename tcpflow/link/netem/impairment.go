@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/conduit-go/conduit/tcpflow/internal/clock"
+	"github.com/conduit-go/conduit/clock"
 )
 
 // Defaults for the zero values of Impairment's limits.

@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/conduit-go/conduit/tcpflow/internal/clock"
+	"github.com/conduit-go/conduit/clock"
 )
 
 func TestPcap(t *testing.T) {

@@ -4,7 +4,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/conduit-go/conduit/tcpflow/internal/clock"
+	"github.com/conduit-go/conduit/clock"
 )
 
 // scheduler calls a direction's fire once the time it was last armed

@@ -2,7 +2,7 @@
 
 package netem
 
-import "github.com/conduit-go/conduit/tcpflow/internal/clock"
+import "github.com/conduit-go/conduit/clock"
 
 // newRealScheduler returns the scheduler of a wire without a
 // Config.Clock: the runtime's timers, elsewhere than on Linux.
