@@ -27,14 +27,11 @@ type benchResult struct {
 func runBench(ctx context.Context, o *options, args []string, s *stdio) int {
 	cmd := s.cmd
 	uri := args[0]
-	if err := o.checkTLSFlags("", uri); err != nil {
-		return fail(s.log, cmd, err)
-	}
-	c, _, err := o.build()
+	c, _, err := o.build("", uri)
 	if err != nil {
 		return fail(s.log, cmd, err)
 	}
-	defer func() { c.Close(); o.close() }()
+	defer o.close()
 	dial := func() (conduit.Flow, error) {
 		dctx, cancel := o.withTimeout(ctx)
 		defer cancel()

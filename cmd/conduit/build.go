@@ -23,8 +23,12 @@ import (
 	"github.com/conduit-go/conduit/vchan"
 )
 
-// close releases what build made besides the Conduit.
+// close releases what build made: the Conduit, then its resolver and
+// stack.
 func (o *options) close() {
+	if o.closeConduit != nil {
+		o.closeConduit()
+	}
 	if o.closeResolver != nil {
 		o.closeResolver()
 	}
@@ -136,9 +140,14 @@ func (o *options) checkTLSFlags(listenURI string, dialURIs ...string) error {
 	return nil
 }
 
-// build makes the Conduit the flags describe, and the keepalive of
-// --keepalive (nil without it).
-func (o *options) build() (_ *conduit.Conduit, _ *tcpflow.Keepalive, err error) {
+// build checks the flags against the URIs the subcommand listens on
+// (listenURI, "" for none) and dials (checkTLSFlags), and makes the
+// Conduit they describe and the keepalive of --keepalive (nil without
+// it). close releases what it made.
+func (o *options) build(listenURI string, dialURIs ...string) (_ *conduit.Conduit, _ *tcpflow.Keepalive, err error) {
+	if err := o.checkTLSFlags(listenURI, dialURIs...); err != nil {
+		return nil, nil, err
+	}
 	defer func() {
 		if err != nil {
 			o.close() // a stack or resolver made before the failure
@@ -158,9 +167,6 @@ func (o *options) build() (_ *conduit.Conduit, _ *tcpflow.Keepalive, err error) 
 		if tcpStack, err = o.directStack(); err != nil {
 			return nil, nil, err
 		}
-	}
-	if (o.cert == "") != (o.key == "") {
-		return nil, nil, usagef("--cert and --key go together")
 	}
 	if o.clientAuth != "" && o.ca == "" {
 		return nil, nil, usagef("--client-auth needs --ca FILE, the CA that signs the client certificates")
@@ -214,7 +220,9 @@ func (o *options) build() (_ *conduit.Conduit, _ *tcpflow.Keepalive, err error) 
 		cfg.Resolver = res
 		o.closeResolver = res.Close
 	}
-	return conduit.New(cfg), ka, nil
+	c := conduit.New(cfg)
+	o.closeConduit = c.Close
+	return c, ka, nil
 }
 
 // traceContext adds a Trace printing the dial phases to w: with -v the

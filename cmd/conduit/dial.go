@@ -8,14 +8,11 @@ import (
 func runDial(ctx context.Context, o *options, args []string, s *stdio) int {
 	cmd := s.cmd
 	uri := args[0]
-	if err := o.checkTLSFlags("", uri); err != nil {
-		return fail(s.log, cmd, err)
-	}
-	c, _, err := o.build()
+	c, _, err := o.build("", uri)
 	if err != nil {
 		return fail(s.log, cmd, err)
 	}
-	defer func() { c.Close(); o.close() }()
+	defer o.close()
 
 	dctx, cancel := o.withTimeout(ctx)
 	f, err := c.Dial(o.traceContext(dctx, s.log), uri)

@@ -39,6 +39,9 @@ type flagDef struct {
 // takesValue reports whether the flag is followed by a value.
 func (d *flagDef) takesValue() bool { return d.arg != "" }
 
+// withDefault returns a copy of d with the default def.
+func (d flagDef) withDefault(def string) flagDef { d.def = def; return d }
+
 // options holds every flag's value; each subcommand reads the fields of
 // the flags it lists.
 type options struct {
@@ -75,6 +78,7 @@ type options struct {
 
 	given map[string]bool // the flags on the command line
 
+	closeConduit  func() error // of the Conduit build made
 	closeResolver func() error // of the resolver build made, if any
 	closeStack    func()       // of the userspace stack and its device
 }
@@ -201,10 +205,8 @@ var (
 		set:  durationFlag(func(o *options) *time.Duration { return &o.idle })}
 	// fIdleServer is --idle-timeout of listen and relay: a server keeps
 	// no connection open forever by default.
-	fIdleServer = flagDef{name: "idle-timeout", short: "w", arg: "DURATION", def: "5m",
-		help: "close a connection when no byte has moved either way for this long (0: never)",
-		set:  durationFlag(func(o *options) *time.Duration { return &o.idle })}
-	fHandshake = flagDef{name: "handshake-timeout", arg: "DURATION", def: "10s",
+	fIdleServer = fIdle.withDefault("5m")
+	fHandshake  = flagDef{name: "handshake-timeout", arg: "DURATION", def: "10s",
 		help: "close a client that has not finished the TLS handshake in this long (0: never)",
 		set:  durationFlag(func(o *options) *time.Duration { return &o.handshake })}
 	fExec = flagDef{name: "exec", arg: "CMD",

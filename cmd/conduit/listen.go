@@ -30,14 +30,11 @@ func runListen(ctx context.Context, o *options, args []string, s *stdio) int {
 	if modes > 1 {
 		return fail(s.log, cmd, usagef("--echo, --discard and --exec exclude each other"))
 	}
-	if err := o.checkTLSFlags(uri); err != nil {
-		return fail(s.log, cmd, err)
-	}
-	c, ka, err := o.build()
+	c, ka, err := o.build(uri)
 	if err != nil {
 		return fail(s.log, cmd, err)
 	}
-	defer func() { c.Close(); o.close() }()
+	defer o.close()
 	ln, err := o.listen(ctx, c, uri, ka, o.maxConns)
 	if err != nil {
 		return fail(s.log, cmd, err)

@@ -10,14 +10,11 @@ import (
 func runRelay(ctx context.Context, o *options, args []string, s *stdio) int {
 	cmd := s.cmd
 	listenURI, dialURI := args[0], args[1]
-	if err := o.checkTLSFlags(listenURI, dialURI); err != nil {
-		return fail(s.log, cmd, err)
-	}
-	c, ka, err := o.build()
+	c, ka, err := o.build(listenURI, dialURI)
 	if err != nil {
 		return fail(s.log, cmd, err)
 	}
-	defer func() { c.Close(); o.close() }()
+	defer o.close()
 	ln, err := o.listen(ctx, c, listenURI, ka, o.maxConns)
 	if err != nil {
 		return fail(s.log, cmd, err)

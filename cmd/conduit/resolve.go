@@ -10,11 +10,11 @@ import (
 
 func runResolve(ctx context.Context, o *options, args []string, s *stdio) int {
 	cmd := s.cmd
-	c, _, err := o.build()
+	c, _, err := o.build("", args[0])
 	if err != nil {
 		return fail(s.log, cmd, err)
 	}
-	defer func() { c.Close(); o.close() }()
+	defer o.close()
 	ctx, cancel := o.withTimeout(ctx)
 	defer cancel()
 	eps, err := c.Resolve(o.traceContext(ctx, s.log), args[0])
