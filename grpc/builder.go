@@ -80,9 +80,10 @@ type Options struct {
 
 	// ResolveNowInterval is the shortest time between two resolutions
 	// started by ResolveNow, which gRPC calls whenever a connection
-	// fails: the first is immediate, those within the interval are
-	// merged into one at its end. Refreshes driven by TTLs (Watch) do not
-	// wait for it. Zero means DefaultResolveNowInterval.
+	// fails: a ResolveNow resolves at once, and those within the
+	// interval after it are merged into one at its end. Refreshes driven
+	// by TTLs (Watch) do not wait for it. Zero means
+	// DefaultResolveNowInterval.
 	ResolveNowInterval time.Duration
 
 	// After is the timer of the ResolveNow rate limit; nil means

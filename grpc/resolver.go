@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	gresolver "google.golang.org/grpc/resolver"
 
@@ -85,14 +86,13 @@ func (r *ccResolver) run(ch <-chan cresolver.Update, stop context.CancelFunc) {
 	defer close(r.done)
 	defer func() {
 		stop()
-		for range ch {
-		}
+		drain(ch)
 	}()
 	var (
 		last     string // key of the last state pushed
 		errored  bool   // an error was reported since
-		pending  bool   // a ResolveNow waits for the interval's end
-		cooldown = r.b.after(r.b.interval)
+		pending  bool             // a ResolveNow waits for the interval's end
+		cooldown <-chan time.Time // the interval since the last ResolveNow resolution
 	)
 	for {
 		select {
@@ -140,17 +140,31 @@ func (r *ccResolver) run(ch <-chan cresolver.Update, stop context.CancelFunc) {
 	}
 }
 
-// restart ends the current Watch and starts another.
+// restart ends the current Watch and starts another, which answers
+// every ResolveNow made so far.
 func (r *ccResolver) restart(ch <-chan cresolver.Update, stop context.CancelFunc) (<-chan cresolver.Update, context.CancelFunc) {
-	stop()
-	for range ch {
+	select {
+	case <-r.now:
+	default:
 	}
+	stop()
+	drain(ch)
 	nch, nstop, err := r.watch()
 	if err != nil {
 		r.cc.ReportError(fmt.Errorf("conduitgrpc: %w", err))
 		return nil, func() {}
 	}
 	return nch, nstop
+}
+
+// drain reads a cancelled Watch's channel until its goroutine closes it
+// (nil: there is none).
+func drain(ch <-chan cresolver.Update) {
+	if ch == nil {
+		return
+	}
+	for range ch {
+	}
 }
 
 // state turns endpoints into a gRPC state, and a key that identifies it.

@@ -25,7 +25,13 @@ func targetURI(t gresolver.Target) (string, error) {
 	}
 	uri := u.Opaque
 	if uri == "" {
-		uri = strings.TrimPrefix(u.EscapedPath(), "/")
+		// RawPath is the path as written when it differs from the
+		// default encoding of Path; else that encoding is.
+		raw := u.RawPath
+		if raw == "" {
+			raw = u.EscapedPath()
+		}
+		uri = strings.TrimPrefix(raw, "/")
 	}
 	if u.RawQuery != "" || u.ForceQuery {
 		uri += "?" + u.RawQuery
