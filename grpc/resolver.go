@@ -89,8 +89,8 @@ func (r *ccResolver) run(ch <-chan cresolver.Update, stop context.CancelFunc) {
 		drain(ch)
 	}()
 	var (
-		last     string // key of the last state pushed
-		errored  bool   // an error was reported since
+		last     string           // key of the last state pushed
+		errored  bool             // an error was reported since
 		pending  bool             // a ResolveNow waits for the interval's end
 		cooldown <-chan time.Time // the interval since the last ResolveNow resolution
 	)
