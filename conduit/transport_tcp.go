@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"os"
+	"strings"
 	"sync"
 
 	"github.com/conduit-go/conduit/resolver"
@@ -55,9 +56,12 @@ func (t *TCPTransport) Listen(ctx context.Context, ep resolver.Endpoint, opts Li
 	return l, nil
 }
 
-// UnixTransport is the built-in transport of resolver.Unix endpoints
-// (stream sockets). Paths starting with "@" are in the Linux abstract
-// namespace.
+// UnixTransport is the built-in transport of resolver.Unix endpoints:
+// stream sockets on an absolute path. Abstract sockets ("@name", which
+// the socket API would put in Linux's abstract namespace) are refused,
+// as every path that is not absolute, with the error of
+// endpoint.Unix.Validate (wrapping endpoint.ErrInvalid): they have no URI
+// form (docs/uris.md).
 type UnixTransport struct {
 	// RemoveStale, when true, lets Listen remove a socket file left by a
 	// process that is gone (nobody accepts on it) before binding.
@@ -70,8 +74,12 @@ func (t *UnixTransport) Dial(ctx context.Context, ep resolver.Endpoint, _ DialOp
 	if !ok {
 		return nil, errorf("unix transport cannot dial a %q endpoint", ep.Kind())
 	}
+	path, err := socketPath(e)
+	if err != nil {
+		return nil, err
+	}
 	var d net.Dialer
-	c, err := d.DialContext(ctx, "unix", e.Path)
+	c, err := d.DialContext(ctx, "unix", path)
 	if err != nil {
 		return nil, err
 	}
@@ -85,19 +93,35 @@ func (t *UnixTransport) Listen(ctx context.Context, ep resolver.Endpoint, _ List
 	if !ok {
 		return nil, errorf("unix transport cannot listen on a %q endpoint", ep.Kind())
 	}
-	if t.RemoveStale && e.Path[0] == '/' {
-		if d, err := (&net.Dialer{}).DialContext(ctx, "unix", e.Path); err == nil {
+	path, err := socketPath(e)
+	if err != nil {
+		return nil, err
+	}
+	if t.RemoveStale {
+		if d, err := (&net.Dialer{}).DialContext(ctx, "unix", path); err == nil {
 			d.Close() // someone is serving it: leave it, Listen fails below
-		} else if fi, err := os.Lstat(e.Path); err == nil && fi.Mode()&os.ModeSocket != 0 {
-			os.Remove(e.Path)
+		} else if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
+			os.Remove(path)
 		}
 	}
 	var lc net.ListenConfig
-	l, err := lc.Listen(ctx, "unix", e.Path)
+	l, err := lc.Listen(ctx, "unix", path)
 	if err != nil {
 		return nil, err
 	}
 	return unixListener{l.(*net.UnixListener)}, nil
+}
+
+// socketPath returns the path of a Unix endpoint to hand to the socket
+// API, refusing one that is not absolute (an abstract "@name" among
+// them) with the endpoint's own Validate error. Conduit.Dial has
+// validated the endpoint already; this guards Listen and direct callers
+// for the price of one comparison.
+func socketPath(e resolver.Unix) (string, error) {
+	if !strings.HasPrefix(e.Path, "/") {
+		return "", e.Validate() // not nil: Validate refuses such a path
+	}
+	return e.Path, nil
 }
 
 // unixListener hands out unixFlows.

@@ -30,6 +30,8 @@ func (e Unix) Validate() error {
 	switch {
 	case e.Path == "":
 		return invalid("unix endpoint without a socket path")
+	case e.Path[0] == '@':
+		return invalid("unix socket path " + strconv.Quote(e.Path) + " is not absolute: abstract sockets are not supported")
 	case !strings.HasPrefix(e.Path, "/"):
 		return invalid("unix socket path " + strconv.Quote(e.Path) + " is not absolute")
 	case strings.IndexByte(e.Path, 0) >= 0:
