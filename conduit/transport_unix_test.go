@@ -60,6 +60,24 @@ func TestUnixTransportRefusesAbstract(t *testing.T) {
 		}
 	})
 
+	// An empty path (which Linux would autobind to an abstract name) and
+	// a relative one are refused the same way, with their own message.
+	t.Run("not absolute", func(t *testing.T) {
+		for _, ep := range []resolver.Unix{{}, {Path: "rel.sock"}} {
+			tr := &UnixTransport{RemoveStale: true}
+			c, err := tr.Dial(ctx, ep, DialOptions{})
+			if c != nil {
+				c.Close()
+			}
+			assert.ErrorIs(t, err, endpoint.ErrInvalid, "dial %q", ep.Path)
+			l, err := tr.Listen(ctx, ep, ListenOptions{})
+			if l != nil {
+				l.Close()
+			}
+			assert.ErrorIs(t, err, endpoint.ErrInvalid, "listen %q", ep.Path)
+		}
+	})
+
 	t.Run("conduit", func(t *testing.T) {
 		// A resolver that hands out abstract endpoints, bare and under
 		// TLS, as a custom resolver could.
