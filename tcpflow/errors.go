@@ -9,22 +9,27 @@ import (
 	"net/netip"
 	"os"
 	"syscall"
+
+	"github.com/conduit-go/conduit/endpoint"
 )
 
 // The kinds of failure a caller acts on. Errors returned by flows and
 // stacks satisfy errors.Is with these when that is what happened, and
 // also unwrap to the underlying cause (a syscall.Errno, a *net.OpError,
-// a context error).
+// a context error). They are the shared causes of package endpoint (and
+// conduit's ErrRefused, ErrTimeout and ErrReset), so one errors.Is test
+// matches a refusal, timeout or reset of every transport alike; closed
+// flows, listeners and stacks give errors matching net.ErrClosed.
 var (
 	// ErrRefused: the peer answered the connection request with a reset
 	// (nothing listens on that port) or the listener declined it.
-	ErrRefused = errors.New("connection refused")
+	ErrRefused = endpoint.ErrRefused
 	// ErrTimeout: the connection could not be set up before the context's
 	// deadline, or an established connection stopped answering
 	// (retransmissions or keepalive probes went unanswered).
-	ErrTimeout = errors.New("connection timed out")
+	ErrTimeout = endpoint.ErrTimeout
 	// ErrReset: the peer reset an established connection.
-	ErrReset = errors.New("connection reset by peer")
+	ErrReset = endpoint.ErrReset
 )
 
 // Error is the error of a flow or stack operation.
