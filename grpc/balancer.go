@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -12,6 +13,7 @@ import (
 	"google.golang.org/grpc/balancer/endpointsharding"
 	"google.golang.org/grpc/balancer/pickfirst"
 	"google.golang.org/grpc/connectivity"
+	gresolver "google.golang.org/grpc/resolver"
 )
 
 // BalancerName is the name of the SRV balancer in gRPC service configs.
@@ -53,7 +55,9 @@ func (balancerBuilder) Name() string { return BalancerName }
 
 func (balancerBuilder) Build(cc balancer.ClientConn, opts balancer.BuildOptions) balancer.Balancer {
 	child := balancer.Get(pickfirst.Name).Build
-	return &srvBalancer{Balancer: endpointsharding.NewBalancer(srvClientConn{cc}, opts, child, endpointsharding.Options{})}
+	next := new(atomic.Uint32)
+	next.Store(rand.Uint32()) // clients do not start in step
+	return &srvBalancer{Balancer: endpointsharding.NewBalancer(srvClientConn{cc, next}, opts, child, endpointsharding.Options{})}
 }
 
 // srvBalancer is endpointsharding (one pick_first per endpoint, each
@@ -69,8 +73,11 @@ func (b *srvBalancer) UpdateClientConnState(s balancer.ClientConnState) error {
 }
 
 // srvClientConn replaces endpointsharding's picker by the SRV picker.
+// Its pickers share one position in their schedule, so that a new
+// picker (a connection came or went) goes on where the last one was.
 type srvClientConn struct {
 	balancer.ClientConn
+	next *atomic.Uint32
 }
 
 func (cc srvClientConn) UpdateState(s balancer.State) {
@@ -79,7 +86,7 @@ func (cc srvClientConn) UpdateState(s balancer.State) {
 		cc.ClientConn.UpdateState(s) // no endpoints: endpointsharding's error
 		return
 	}
-	cc.ClientConn.UpdateState(srvState(children))
+	cc.ClientConn.UpdateState(srvState(children, cc.next))
 }
 
 // unrecorded is the priority of endpoints without an SRV record: after
@@ -87,10 +94,11 @@ func (cc srvClientConn) UpdateState(s balancer.State) {
 const unrecorded = 1 << 16
 
 // srvState picks the children to send RPCs to.
-func srvState(children []endpointsharding.ChildState) balancer.State {
+func srvState(children []endpointsharding.ChildState, next *atomic.Uint32) balancer.State {
 	type ready struct {
 		priority, weight int
 		picker           balancer.Picker
+		key              string
 	}
 	var (
 		readies    []ready
@@ -100,7 +108,7 @@ func srvState(children []endpointsharding.ChildState) balancer.State {
 	for _, c := range children {
 		switch c.State.ConnectivityState {
 		case connectivity.Ready:
-			r := ready{priority: unrecorded, weight: 1, picker: c.State.Picker}
+			r := ready{priority: unrecorded, weight: 1, picker: c.State.Picker, key: endpointKeyOf(c.Endpoint)}
 			if s, ok := SRVOf(c.Endpoint); ok {
 				r.priority, r.weight = int(s.Priority), int(s.Weight)
 			}
@@ -114,6 +122,9 @@ func srvState(children []endpointsharding.ChildState) balancer.State {
 		}
 	}
 	if len(readies) > 0 {
+		// endpointsharding lists its children in no set order: sort
+		// them, so that successive pickers agree on the schedule.
+		slices.SortFunc(readies, func(a, b ready) int { return strings.Compare(a.key, b.key) })
 		best := slices.MinFunc(readies, func(a, b ready) int { return a.priority - b.priority }).priority
 		var pickers []balancer.Picker
 		var weights []int
@@ -123,7 +134,7 @@ func srvState(children []endpointsharding.ChildState) balancer.State {
 				weights = append(weights, r.weight)
 			}
 		}
-		return balancer.State{ConnectivityState: connectivity.Ready, Picker: newWeightedPicker(pickers, weights)}
+		return balancer.State{ConnectivityState: connectivity.Ready, Picker: &weightedPicker{pickers: pickers, schedule: schedule(weights), next: next}}
 	}
 	if waiting {
 		return balancer.State{ConnectivityState: connectivity.Connecting, Picker: base.NewErrPicker(balancer.ErrNoSubConnAvailable)}
@@ -132,6 +143,16 @@ func srvState(children []endpointsharding.ChildState) balancer.State {
 		failPicker = base.NewErrPicker(errors.New("conduitgrpc: no endpoint to pick"))
 	}
 	return balancer.State{ConnectivityState: connectivity.TransientFailure, Picker: failPicker}
+}
+
+// endpointKeyOf identifies a gRPC endpoint by its addresses.
+func endpointKeyOf(e gresolver.Endpoint) string {
+	var b strings.Builder
+	for _, a := range e.Addresses {
+		b.WriteString(a.Addr)
+		b.WriteByte(' ')
+	}
+	return b.String()
 }
 
 // maxSchedule bounds the length of a weighted picker's schedule: weights
@@ -144,13 +165,7 @@ const maxSchedule = 1024
 type weightedPicker struct {
 	pickers  []balancer.Picker
 	schedule []int
-	next     atomic.Uint32
-}
-
-func newWeightedPicker(pickers []balancer.Picker, weights []int) *weightedPicker {
-	p := &weightedPicker{pickers: pickers, schedule: schedule(weights)}
-	p.next.Store(rand.Uint32N(uint32(len(p.schedule)))) // clients do not start in step
-	return p
+	next     *atomic.Uint32 // the balancer's
 }
 
 // Pick picks the next child of the schedule. It is safe for concurrent

@@ -3,6 +3,7 @@ package conduitgrpc
 import (
 	"errors"
 	"net/netip"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -97,34 +98,34 @@ func TestSRVState(t *testing.T) {
 	)
 
 	// The lowest priority, by weight.
-	s := srvState([]endpointsharding.ChildState{child("c", p20, ready), child("a", p10w3, ready), child("b", p10w1, ready)})
+	s := srvState([]endpointsharding.ChildState{child("c", p20, ready), child("a", p10w3, ready), child("b", p10w1, ready)}, new(atomic.Uint32))
 	assert.Equal(t, ready, s.ConnectivityState)
 	assert.Equal(t, map[string]int{"a": 300, "b": 100}, picks(t, s.Picker, 400))
 
 	// Only the ready ones of it.
-	s = srvState([]endpointsharding.ChildState{child("c", p20, ready), child("a", p10w3, tf), child("b", p10w1, ready)})
+	s = srvState([]endpointsharding.ChildState{child("c", p20, ready), child("a", p10w3, tf), child("b", p10w1, ready)}, new(atomic.Uint32))
 	assert.Equal(t, map[string]int{"b": 40}, picks(t, s.Picker, 40))
 
 	// None of it is ready: the next priority, even while the first
 	// reconnects.
-	s = srvState([]endpointsharding.ChildState{child("c", p20, ready), child("a", p10w3, conn), child("b", p10w1, idle)})
+	s = srvState([]endpointsharding.ChildState{child("c", p20, ready), child("a", p10w3, conn), child("b", p10w1, idle)}, new(atomic.Uint32))
 	assert.Equal(t, ready, s.ConnectivityState)
 	assert.Equal(t, map[string]int{"c": 40}, picks(t, s.Picker, 40))
 
 	// Endpoints without SRV records come after every priority.
-	s = srvState([]endpointsharding.ChildState{child("x", nil, ready), child("c", p20, ready)})
+	s = srvState([]endpointsharding.ChildState{child("x", nil, ready), child("c", p20, ready)}, new(atomic.Uint32))
 	assert.Equal(t, map[string]int{"c": 10}, picks(t, s.Picker, 10))
-	s = srvState([]endpointsharding.ChildState{child("x", nil, ready), child("y", nil, ready)})
+	s = srvState([]endpointsharding.ChildState{child("x", nil, ready), child("y", nil, ready)}, new(atomic.Uint32))
 	assert.Equal(t, map[string]int{"x": 5, "y": 5}, picks(t, s.Picker, 10))
 
 	// Nothing ready, something connecting: RPCs wait.
-	s = srvState([]endpointsharding.ChildState{child("a", p10w3, tf), child("c", p20, conn)})
+	s = srvState([]endpointsharding.ChildState{child("a", p10w3, tf), child("c", p20, conn)}, new(atomic.Uint32))
 	assert.Equal(t, conn, s.ConnectivityState)
 	_, err := s.Picker.Pick(balancer.PickInfo{})
 	assert.ErrorIs(t, err, balancer.ErrNoSubConnAvailable)
 
 	// Everything down: a child's error.
-	s = srvState([]endpointsharding.ChildState{child("a", p10w3, tf), child("c", p20, tf)})
+	s = srvState([]endpointsharding.ChildState{child("a", p10w3, tf), child("c", p20, tf)}, new(atomic.Uint32))
 	assert.Equal(t, tf, s.ConnectivityState)
 	_, err = s.Picker.Pick(balancer.PickInfo{})
 	assert.ErrorContains(t, err, "is down")
