@@ -111,6 +111,9 @@ func route(u *url.URL, reqHost string) (routed, error) {
 		return routed{}, &urlError{u.String(), "unsupported scheme " + u.Scheme}
 	}
 	r := routed{scheme: base, path: u.Path, rawPath: u.RawPath}
+	if kind != "srv" && reqHost == u.Host {
+		reqHost = "" // http.NewRequest copied the URL's host: a socket or a domain, not a name
+	}
 	host := reqHost
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h

@@ -22,12 +22,13 @@ func (e *urlError) Unwrap() error { return ErrURL }
 // for them the Host of the result holds the decoded path, and its
 // String gives the URL back.
 func ParseURL(raw string) (*url.URL, error) {
-	scheme, rest, ok := strings.Cut(raw, "://")
+	scheme, after, _ := strings.Cut(raw, ":")
 	switch strings.ToLower(scheme) {
 	case "http+unix", "https+unix":
 	default:
 		return url.Parse(raw)
 	}
+	rest, ok := strings.CutPrefix(after, "//")
 	if !ok {
 		return nil, &urlError{raw, "want " + scheme + "://%2FPATH%2FTO%2FSOCKET/…"}
 	}
@@ -87,8 +88,8 @@ func decodeKey(host string) (string, bool) {
 		return "", false
 	}
 	b, err := keyEncoding.DecodeString(strings.ToUpper(strings.ReplaceAll(enc, ".", "")))
-	if err != nil {
-		return "", false
+	if err != nil || len(b) == 0 || encodeKey(string(b)) != strings.ToLower(host) {
+		return "", false // not a key encodeKey made
 	}
 	return string(b), true
 }
