@@ -15,18 +15,9 @@ import (
 	"github.com/conduit-go/conduit/tlsflow"
 )
 
-// ListenOption configures Listen and Serve.
-type ListenOption func(*listenOptions)
-
-type listenOptions struct {
-	keepalive        *tcpflow.Keepalive
-	maxConns         int
-	gracePeriod      time.Duration
-	idleTimeout      time.Duration
-	handshakeTimeout time.Duration
-	maxHandshakes    int
-	logger           *slog.Logger
-}
+// ListenOption configures Listen and Serve: each sets a field of the
+// listener's ListenOptions.
+type ListenOption func(*ListenOptions)
 
 // WithIdleTimeout ends the flows of the listener that are idle for d:
 // once no Read or Write call has begun on a flow for d (up to d/16
@@ -39,7 +30,7 @@ type listenOptions struct {
 // (SetDeadline and friends) still apply when they are earlier. d <= 0,
 // the default, means no idle timeout.
 func WithIdleTimeout(d time.Duration) ListenOption {
-	return func(o *listenOptions) { o.idleTimeout = d }
+	return func(o *ListenOptions) { o.IdleTimeout = d }
 }
 
 // WithHandshakeTimeout bounds the server handshake of a listener with a
@@ -50,7 +41,7 @@ func WithIdleTimeout(d time.Duration) ListenOption {
 // default is DefaultHandshakeTimeout; d < 0 means no deadline.
 // Transports without a handshake ignore it.
 func WithHandshakeTimeout(d time.Duration) ListenOption {
-	return func(o *listenOptions) { o.handshakeTimeout = d }
+	return func(o *ListenOptions) { o.HandshakeTimeout = d }
 }
 
 // DefaultHandshakeTimeout is the default deadline of a server handshake
@@ -60,7 +51,7 @@ const DefaultHandshakeTimeout = tlsflow.DefaultHandshakeTimeout
 // WithKeepalive enables TCP keepalive on every connection the listener
 // accepts (transports without keepalive ignore it).
 func WithKeepalive(ka tcpflow.Keepalive) ListenOption {
-	return func(o *listenOptions) { o.keepalive = &ka }
+	return func(o *ListenOptions) { o.Keepalive = &ka }
 }
 
 // WithMaxConns limits the number of open flows the listener has handed
@@ -74,7 +65,7 @@ func WithKeepalive(ka tcpflow.Keepalive) ListenOption {
 // handshake has completed but finds the limit reached is closed once its
 // handshake timeout has passed. n <= 0 means no limit.
 func WithMaxConns(n int) ListenOption {
-	return func(o *listenOptions) { o.maxConns = n }
+	return func(o *ListenOptions) { o.MaxConns = n }
 }
 
 // WithMaxHandshakes bounds the connections of a listener with a
@@ -83,21 +74,21 @@ func WithMaxConns(n int) ListenOption {
 // wait in its backlog. n <= 0 means tlsflow.DefaultMaxHandshakes.
 // Transports without a handshake ignore it.
 func WithMaxHandshakes(n int) ListenOption {
-	return func(o *listenOptions) { o.maxHandshakes = n }
+	return func(o *ListenOptions) { o.MaxHandshakes = n }
 }
 
 // WithLogger sets the logger of the listener and of the Server that
 // serves it, in place of Config.Logger: accept errors retried (warn),
 // the connection limit reached and failed handshakes (debug).
 func WithLogger(l *slog.Logger) ListenOption {
-	return func(o *listenOptions) { o.logger = l }
+	return func(o *ListenOptions) { o.Logger = l }
 }
 
 // WithGracePeriod sets how long Serve waits for its handlers to return
 // after its context ends before it closes their flows; the default is
 // DefaultGracePeriod.
 func WithGracePeriod(d time.Duration) ListenOption {
-	return func(o *listenOptions) { o.gracePeriod = d }
+	return func(o *ListenOptions) { o.GracePeriod = d }
 }
 
 // DefaultGracePeriod is Serve's default grace period.
@@ -118,20 +109,21 @@ type Listener struct {
 	idle     time.Duration
 	logger   *slog.Logger
 	atLimit  atomic.Bool // the last slot taken had to wait
+	grace    time.Duration
 }
 
 // Listen resolves uri to an endpoint to listen on (port 0 picks a free
-// port) and listens on it with the given options (WithGracePeriod is
-// for Serve and ignored here). ctx governs the setup only; close the
-// listener to stop it. Trace hooks in ctx are called for each accept.
+// port) and listens on it with the given options; the grace period is
+// kept for ServeListener. ctx governs the setup only; close the listener
+// to stop it. Trace hooks in ctx are called for each accept.
 func (c *Conduit) Listen(ctx context.Context, uri string, opts ...ListenOption) (*Listener, error) {
 	c.init()
-	var o listenOptions
+	var o ListenOptions
 	for _, opt := range opts {
 		opt(&o)
 	}
-	if o.logger == nil {
-		o.logger = c.cfg.Logger
+	if o.Logger == nil {
+		o.Logger = c.cfg.Logger
 	}
 	eps, err := c.resolve(ctx, uri, true)
 	if err != nil {
@@ -140,12 +132,7 @@ func (c *Conduit) Listen(ctx context.Context, uri string, opts ...ListenOption) 
 	// Listen on the first endpoint: for a host with several addresses
 	// the resolver puts the preferred one first.
 	ep := eps[0]
-	ln, err := c.listenOne(ctx, ep, ListenOptions{
-		Keepalive:        o.keepalive,
-		HandshakeTimeout: o.handshakeTimeout,
-		MaxHandshakes:    o.maxHandshakes,
-		Logger:           o.logger,
-	})
+	ln, err := c.listenOne(ctx, ep, o)
 	if err != nil {
 		return nil, &OpError{Op: "listen", URI: uri, Endpoint: ep, Err: err}
 	}
@@ -155,11 +142,12 @@ func (c *Conduit) Listen(ctx context.Context, uri string, opts ...ListenOption) 
 		ep:       endpoint.Bind(ep, ln.Addr()),
 		closed:   make(chan struct{}),
 		trace:    ContextTrace(ctx),
-		idle:     o.idleTimeout,
-		logger:   o.logger,
+		idle:     o.IdleTimeout,
+		logger:   o.Logger,
+		grace:    o.GracePeriod,
 	}
-	if o.maxConns > 0 {
-		l.slots = make(chan struct{}, o.maxConns)
+	if o.MaxConns > 0 {
+		l.slots = make(chan struct{}, o.MaxConns)
 	}
 	return l, nil
 }

@@ -33,22 +33,33 @@ type DialOptions struct {
 	Dial func(ctx context.Context, ep resolver.Endpoint) (net.Conn, error)
 }
 
-// ListenOptions are passed by a Conduit to Transport.Listen.
+// ListenOptions configure a listener: Listen and Serve take them as
+// ListenOption functions (WithMaxConns, …), and a Transport's Listen gets
+// the same struct, with Listen set for its inner endpoints. The zero
+// value means the defaults.
 type ListenOptions struct {
-	// Keepalive, when non-nil, is applied to every accepted connection.
+	// Keepalive, when non-nil, is applied to every accepted connection
+	// (WithKeepalive).
 	Keepalive *tcpflow.Keepalive
-	// Listen listens on another endpoint through the same Conduit.
-	// Wrapping transports (TLS) use it for their inner endpoint.
-	Listen func(ctx context.Context, ep resolver.Endpoint) (net.Listener, error)
+	// MaxConns bounds the flows handed out (WithMaxConns); IdleTimeout
+	// ends idle flows (WithIdleTimeout). The Listener applies both.
+	MaxConns    int
+	IdleTimeout time.Duration
 	// HandshakeTimeout and MaxHandshakes bound the server handshakes of
 	// transports that have one (see WithHandshakeTimeout and
 	// WithMaxHandshakes): zero means the defaults, a negative
 	// HandshakeTimeout no deadline. Others ignore them.
 	HandshakeTimeout time.Duration
 	MaxHandshakes    int
-	// Logger, when non-nil, receives the transport's records about
-	// accepted connections (a failed handshake, at debug level).
+	// Logger, when non-nil, receives the records of the listener, its
+	// transport and its Server (WithLogger; default Config.Logger).
 	Logger *slog.Logger
+	// GracePeriod is Serve's grace period at shutdown (WithGracePeriod).
+	GracePeriod time.Duration
+	// Listen listens on another endpoint through the same Conduit, with
+	// the same options. Wrapping transports (TLS) use it for their inner
+	// endpoint; Conduit sets it.
+	Listen func(ctx context.Context, ep resolver.Endpoint) (net.Listener, error)
 }
 
 // SchemeFunc parses a URI of a custom scheme into endpoints, for example

@@ -253,24 +253,24 @@ func (s *Server) closeConns() {
 // for them before it closes their flows. It returns nil after a shutdown
 // in which every handler returned in time.
 func (c *Conduit) Serve(ctx context.Context, uri string, h Handler, opts ...ListenOption) error {
-	var o listenOptions
-	for _, opt := range opts {
-		opt(&o)
-	}
-	grace := o.gracePeriod
-	if grace <= 0 {
-		grace = DefaultGracePeriod
-	}
 	ln, err := c.Listen(ctx, uri, opts...)
 	if err != nil {
 		return err
 	}
-	return ServeListener(ctx, ln, h, grace)
+	return ServeListener(ctx, ln, h, 0)
 }
 
 // ServeListener serves ln with h until ctx ends, then shuts down with the
-// given grace period, as Conduit.Serve does.
+// given grace period, as Conduit.Serve does. A grace period <= 0 means
+// the listener's (WithGracePeriod, for a *Listener), else
+// DefaultGracePeriod.
 func ServeListener(ctx context.Context, ln net.Listener, h Handler, grace time.Duration) error {
+	if l, ok := ln.(*Listener); ok && grace <= 0 {
+		grace = l.grace
+	}
+	if grace <= 0 {
+		grace = DefaultGracePeriod
+	}
 	srv := &Server{Handler: h}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
