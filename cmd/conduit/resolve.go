@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 
 	"github.com/conduit-go/conduit/endpoint"
 )
@@ -21,24 +22,34 @@ func runResolve(ctx context.Context, o *options, args []string, s *stdio) int {
 	if err != nil {
 		return fail(s.log, cmd, err)
 	}
-	if o.json {
-		out := make([]json.RawMessage, len(eps))
-		for i, ep := range eps {
-			if out[i], err = endpoint.MarshalJSON(ep); err != nil {
-				s.log.printf("conduit: resolve: %v\n", err)
-				return 1
-			}
-		}
-		enc := json.NewEncoder(s.out)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(out); err != nil {
-			s.log.printf("conduit: resolve: %v\n", err)
-			return 1
-		}
-		return 0
-	}
-	for _, ep := range eps {
-		fmt.Fprintln(s.out, ep.String())
+	if err := printEndpoints(s.out, eps, o.json); err != nil {
+		s.log.printf("conduit: resolve: %v\n", err)
+		return 1
 	}
 	return 0
+}
+
+// printEndpoints writes eps to w one per line in their URI form, or as a
+// JSON array of their JSON forms (endpoint.MarshalJSON): whatever their
+// kind, built-in or a custom transport's.
+func printEndpoints(w io.Writer, eps []endpoint.Endpoint, asJSON bool) error {
+	if !asJSON {
+		for _, ep := range eps {
+			if _, err := fmt.Fprintln(w, ep.String()); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	out := make([]json.RawMessage, len(eps))
+	for i, ep := range eps {
+		b, err := endpoint.MarshalJSON(ep)
+		if err != nil {
+			return err
+		}
+		out[i] = b
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
 }
