@@ -174,3 +174,86 @@ func (fl *flowListener) Close() error {
 
 // Addr returns the listening address.
 func (fl *flowListener) Addr() net.Addr { return net.TCPAddrFromAddrPort(fl.addr) }
+
+// listenerFor returns the listener for port, consulting the listeners
+// function for ports without one. p.mu is held.
+func (p *Protocol) listenerForLocked(port uint16) *listener {
+	if l := p.lookupListenerLocked(port); l != nil {
+		return l
+	}
+	if p.listenFn == nil {
+		return nil
+	}
+	fl := p.listenFn(port)
+	if fl == nil || fl.Process == nil {
+		return nil
+	}
+	l := &listener{p: p, port: port, process: fl.Process, ka: fl.Keepalive, transient: true}
+	p.transient[port] = l
+	return l
+}
+
+// forgetTransientLocked drops a listeners function's listener from the
+// cache once it has no half-open connection and sent no cookie in the
+// last two slots. p.mu is held.
+func (p *Protocol) forgetTransientLocked(l *listener) {
+	if !l.transient || l.pending > 0 || p.transient[l.port] != l {
+		return
+	}
+	if l.cookieSlot != 0 && cookieSlot(p.clk.Now())-(l.cookieSlot-1) <= 1 {
+		return
+	}
+	delete(p.transient, l.port)
+}
+
+// lookupListenerLocked returns the listener of port, if any, without
+// consulting the listeners function. p.mu is held.
+func (p *Protocol) lookupListenerLocked(port uint16) *listener {
+	if l := p.listeners[port]; l != nil {
+		return l
+	}
+	return p.transient[port]
+}
+
+// established is called (without e.mu) when a passive connection is
+// established: it goes to its listener.
+func (p *Protocol) established(e *endpoint) {
+	p.mu.Lock()
+	l := e.listener
+	if l == nil {
+		p.mu.Unlock()
+		return
+	}
+	e.delivered = true
+	l.pending--
+	p.forgetTransientLocked(l)
+	if p.closed || l.closed {
+		p.mu.Unlock()
+		e.discard()
+		return
+	}
+	if l.process != nil {
+		p.handlers[e] = struct{}{}
+		p.wg.Add(1)
+		p.mu.Unlock()
+		go p.process(e, l.process)
+		return
+	}
+	p.mu.Unlock()
+	select {
+	case l.accept <- e:
+	default:
+		e.discard() // the accept queue is full
+	}
+}
+
+func (p *Protocol) process(e *endpoint, fn func(tcpflow.Flow)) {
+	defer p.wg.Done()
+	defer func() {
+		p.mu.Lock()
+		delete(p.handlers, e)
+		p.mu.Unlock()
+		e.Close()
+	}()
+	fn(e)
+}
