@@ -22,6 +22,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/conduit-go/conduit/clock"
 	"github.com/conduit-go/conduit/internal/devpki"
 	"github.com/conduit-go/conduit/tlsflow"
 )
@@ -118,27 +119,32 @@ func emfile() error {
 	return &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
 }
 
-// recordingTimers is an injected timer factory: it records the delays
-// asked for and fires at once, or never when block is set (then each
-// request is announced on asked).
+// recordingTimers is an injected manual clock: it records the delays
+// asked for and advances past each at once, or never when block is set
+// (then each request is announced on asked).
 type recordingTimers struct {
+	*clock.Manual
 	mu     sync.Mutex
 	delays []time.Duration
 	block  bool
 	asked  chan time.Duration
 }
 
-func (r *recordingTimers) newTimer(d time.Duration) (<-chan time.Time, func() bool) {
+func newRecordingTimers() *recordingTimers {
+	return &recordingTimers{Manual: clock.NewManual(time.Unix(0, 0))}
+}
+
+func (r *recordingTimers) AfterFunc(d time.Duration, f func()) clock.Timer {
 	r.mu.Lock()
 	r.delays = append(r.delays, d)
 	r.mu.Unlock()
-	c := make(chan time.Time, 1)
+	t := r.Manual.AfterFunc(d, f)
 	if r.block {
 		r.asked <- d
 	} else {
-		c <- time.Time{}
+		r.Advance(d)
 	}
-	return c, func() bool { return true }
+	return t
 }
 
 func (r *recordingTimers) got() []time.Duration {
@@ -176,15 +182,15 @@ func TestServeRetriesTemporaryAcceptErrors(t *testing.T) {
 	script = append(script, nil, emfile(), emfile(), nil)
 	ln := newFailingListener(script...)
 	var logs lockedBuffer
-	timers := &recordingTimers{}
+	timers := newRecordingTimers()
 	served := make(chan struct{}, 2)
 	srv := &Server{
 		Handler: HandlerFunc(func(_ context.Context, f Flow) {
 			f.Write([]byte("hi"))
 			served <- struct{}{}
 		}),
-		Logger:   slog.New(slog.NewTextHandler(&logs, nil)),
-		newTimer: timers.newTimer,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+		Clock:  timers,
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -218,8 +224,9 @@ func TestServeRetriesTemporaryAcceptErrors(t *testing.T) {
 func TestServeBackoffInterruptedByClose(t *testing.T) {
 	ln := newFailingListener()
 	ln.forever = emfile()
-	timers := &recordingTimers{block: true, asked: make(chan time.Duration, 1)}
-	srv := &Server{Handler: echo, newTimer: timers.newTimer}
+	timers := newRecordingTimers()
+	timers.block, timers.asked = true, make(chan time.Duration, 1)
+	srv := &Server{Handler: echo, Clock: timers}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	require.Equal(t, minAcceptDelay, <-timers.asked)

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/conduit-go/conduit/clock"
 	"github.com/conduit-go/conduit/endpoint"
 	"github.com/conduit-go/conduit/resolver"
 	"github.com/conduit-go/conduit/tcpflow"
@@ -41,6 +42,11 @@ type Config struct {
 	// DefaultFallbackDelay; a negative value dials the endpoints one
 	// after the other, each waiting for the previous one to fail.
 	FallbackDelay time.Duration
+
+	// Clock times the Happy Eyeballs attempt delay. Nil means
+	// clock.Real(). Tests inject a *clock.Manual to start the
+	// next attempt without waiting.
+	Clock clock.Clock
 
 	// Keepalive, when non-nil, enables TCP keepalive on dialed flows.
 	Keepalive *tcpflow.Keepalive
@@ -82,14 +88,14 @@ type ListenResolver interface {
 // Conduit dials and listens on URIs. It is safe for concurrent use; the
 // zero value is ready to use with the defaults of a zero Config.
 type Conduit struct {
-	cfg      Config
-	once     sync.Once
-	reg      *Registry
-	res      resolver.Resolver
-	resErr   error
-	closer   func() error
-	stack    tcpflow.Stack
-	newTimer func(d time.Duration) (<-chan time.Time, func() bool) // injected in tests
+	cfg    Config
+	once   sync.Once
+	reg    *Registry
+	res    resolver.Resolver
+	resErr error
+	closer func() error
+	stack  tcpflow.Stack
+	clock  clock.Clock // cfg.Clock or the real one
 }
 
 // New returns a Conduit configured by cfg; nil means the defaults.
@@ -118,12 +124,7 @@ func (c *Conduit) init() {
 				c.closer = r.Close
 			}
 		}
-		if c.newTimer == nil {
-			c.newTimer = func(d time.Duration) (<-chan time.Time, func() bool) {
-				t := time.NewTimer(d)
-				return t.C, t.Stop
-			}
-		}
+		c.clock = orReal(c.cfg.Clock)
 	})
 }
 

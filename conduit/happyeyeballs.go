@@ -4,7 +4,6 @@ import (
 	"context"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/hashicorp/go-multierror"
 
@@ -70,11 +69,11 @@ func (c *Conduit) dialEndpoints(ctx context.Context, uri string, eps []resolver.
 	start()
 	for {
 		var (
-			timerC <-chan time.Time
+			timerC <-chan struct{}
 			stop   = func() bool { return false }
 		)
 		if next < len(eps) && delay > 0 {
-			timerC, stop = c.newTimer(delay)
+			timerC, stop = after(c.clock, delay)
 		}
 		select {
 		case r := <-results:

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/conduit-go/conduit/clock"
 	"github.com/conduit-go/conduit/internal/testutil"
 	"github.com/conduit-go/conduit/resolver"
 )
@@ -106,27 +107,31 @@ func (c *closeRecorder) Close() error {
 	return c.Conn.Close()
 }
 
-// manualTimers replaces the fallback timer with channels the test fires.
+// manualTimers is the Conduit's manual clock: it announces each timer
+// armed (the fallback delay), which the test fires by advancing it.
 type manualTimers struct {
-	created chan chan time.Time
+	*clock.Manual
+	created chan time.Duration
 }
 
-func (m *manualTimers) newTimer(time.Duration) (<-chan time.Time, func() bool) {
-	ch := make(chan time.Time, 1)
-	m.created <- ch
-	return ch, func() bool { return true }
+func (m *manualTimers) AfterFunc(d time.Duration, f func()) clock.Timer {
+	t := m.Manual.AfterFunc(d, f)
+	m.created <- d
+	return t
 }
+
+// fire advances the clock by d, the delay of the timer armed last.
+func (m *manualTimers) fire(d time.Duration) { m.Advance(d) }
 
 func newScriptConduit(t *testing.T, s *scriptTransport, eps []resolver.Endpoint) (*Conduit, *manualTimers) {
 	reg := NewRegistry()
 	require.NoError(t, reg.Register(resolver.KindTCP, s))
-	timers := &manualTimers{created: make(chan chan time.Time, 16)}
+	timers := &manualTimers{Manual: clock.NewManual(time.Unix(0, 0)), created: make(chan time.Duration, 16)}
 	c := New(&Config{
 		Registry: reg,
 		Resolver: resolver.ResolverFunc(func(context.Context, string) ([]resolver.Endpoint, error) { return eps, nil }),
+		Clock:    timers,
 	})
-	c.init()
-	c.newTimer = timers.newTimer
 	return c, timers
 }
 
@@ -149,13 +154,14 @@ func TestHappyEyeballsFallbackDelayStartsNextAndClosesLoser(t *testing.T) {
 		done <- res{f, err}
 	}()
 	require.Equal(t, v6, <-s.started, "first attempt is the first endpoint")
-	fire := <-timers.created
+	delay := <-timers.created
 	select {
 	case ep := <-s.started:
 		t.Fatalf("second attempt %v started before the fallback delay", ep)
 	default:
 	}
-	fire <- time.Now() // the attempt delay elapses
+	require.Equal(t, DefaultFallbackDelay, delay)
+	timers.fire(delay) // the attempt delay elapses
 	require.Equal(t, v4, <-s.started)
 	s.outcome[v4.String()] <- nil // v4 wins
 	r := <-done
@@ -212,7 +218,7 @@ func TestHappyEyeballsCancelStopsEveryAttempt(t *testing.T) {
 		errc <- err
 	}()
 	<-s.started
-	(<-timers.created) <- time.Now()
+	timers.fire(<-timers.created)
 	<-s.started
 	cancel()
 	err := <-errc

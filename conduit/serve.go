@@ -7,6 +7,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/conduit-go/conduit/clock"
 )
 
 // A Handler serves one flow. ctx is cancelled when the server shuts down:
@@ -52,8 +54,10 @@ type Server struct {
 	// no deadline.
 	HandshakeTimeout time.Duration
 
-	// newTimer makes the back-off's timers; tests inject it.
-	newTimer func(d time.Duration) (<-chan time.Time, func() bool)
+	// Clock times the back-off between accept retries. Nil means
+	// clock.Real(). (The handshake and shutdown deadlines are contexts,
+	// on real time.)
+	Clock clock.Clock
 
 	mu       sync.Mutex
 	ln       net.Listener
@@ -144,14 +148,7 @@ func (s *Server) isDone() bool {
 // pause waits d before the next accept; it reports false if the server
 // shut down meanwhile.
 func (s *Server) pause(d time.Duration) bool {
-	newTimer := s.newTimer
-	if newTimer == nil {
-		newTimer = func(d time.Duration) (<-chan time.Time, func() bool) {
-			t := time.NewTimer(d)
-			return t.C, t.Stop
-		}
-	}
-	c, stop := newTimer(d)
+	c, stop := after(orReal(s.Clock), d)
 	defer stop()
 	select {
 	case <-c:
