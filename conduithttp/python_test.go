@@ -2,6 +2,7 @@ package conduithttp_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"fmt"
 	"io"
@@ -108,4 +109,46 @@ func TestUnixURLErrors(t *testing.T) {
 			assert.ErrorIs(t, err, conduithttp.ErrURL, u)
 		}
 	}
+}
+
+// killingReader gives bytes forever; after the first MiB it calls kill
+// once.
+type killingReader struct {
+	n    int
+	kill func()
+}
+
+func (r *killingReader) Read(b []byte) (int, error) {
+	r.n += len(b)
+	if r.kill != nil && r.n > 1<<20 {
+		r.kill()
+		r.kill = nil
+	}
+	return len(b), nil
+}
+
+// TestPythonDiesMidUpload: the server dies while the body is being
+// sent; the request fails, it does not hang.
+func TestPythonDiesMidUpload(t *testing.T) {
+	py := testutil.RequirePeer(t, "python3", "python3")
+	sock := filepath.Join(t.TempDir(), "app.sock")
+	p := testutil.StartProcess(t, py, "testdata/unix_http_server.py", sock, t.TempDir())
+	p.WaitLine(t, regexp.MustCompile(`^READY$`), 30*time.Second)
+	c := conduit.New(nil)
+	defer c.Close()
+	client := conduithttp.NewClient(c, nil)
+	defer client.CloseIdleConnections()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // hang guard only
+	defer cancel()
+	body := &killingReader{kill: func() { p.Signal(os.Kill) }}
+	req, err := conduithttp.NewRequestWithContext(ctx, http.MethodPut, "http+unix://"+url.PathEscape(sock)+"/upload", io.LimitReader(body, 1<<40))
+	require.NoError(t, err)
+	req.ContentLength = 1 << 40
+	resp, err := client.Do(req)
+	if err == nil {
+		resp.Body.Close()
+	}
+	require.Error(t, err)
+	require.NoError(t, ctx.Err(), "the request ended at the hang guard, not on the server's death")
+	<-p.Exited()
 }
