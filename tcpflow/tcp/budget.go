@@ -120,6 +120,18 @@ func (b *budget) give(n int64) {
 	}
 }
 
+// slack is the credit a connection may hold beyond the memory it
+// holds: up to 16 chunks (at most 1/64 of the growth limit) while the
+// budget is less than half used, so that a connection streaming through
+// its buffers takes and gives back about once per 64 KiB rather than
+// per chunk; one chunk otherwise.
+func (b *budget) slack() int {
+	if s := min(16*budgetChunk, int(b.growth/64)) &^ (budgetChunk - 1); s > budgetChunk && b.used.Load() < b.growth/2 {
+		return s
+	}
+	return budgetChunk
+}
+
 // exhausted reports whether the budget cannot hold another connection's
 // floors.
 func (b *budget) exhausted() bool {
@@ -258,6 +270,10 @@ func (e *endpoint) charge(held int, floor bool) bool {
 	if floor {
 		lim = b.limit
 	}
+	if s := b.slack(); s > budgetChunk && b.take(int64(need+s), lim) {
+		e.charged += need + s
+		return true
+	}
 	if !b.take(int64(need), lim) {
 		return false
 	}
@@ -267,8 +283,12 @@ func (e *endpoint) charge(held int, floor bool) bool {
 
 // settle brings e's credit back in line with the memory it holds: it
 // charges what grew without a check (out-of-order data moved to the
-// receive ring) and gives back what is more than a chunk beyond it, or
-// everything once e holds nothing (an idle connection pins no budget).
+// receive ring) and gives back what is more than its slack beyond it,
+// or everything once e holds nothing. An open connection that holds
+// nothing keeps one chunk of credit while the budget is less than half
+// used, so that one that sends a little at a time (request and
+// response: a ring taken and freed per message) does not touch the
+// shared counter each time; a closed one gives everything back.
 // e.mu is held.
 func (e *endpoint) settle() {
 	b := &e.p.budget
@@ -280,7 +300,14 @@ func (e *endpoint) settle() {
 	case h > e.charged:
 		b.force(int64(keep - e.charged))
 		e.charged = keep
-	case h == 0 && e.charged > 0, e.charged-keep > budgetChunk:
+	case h == 0 && e.charged > 0:
+		if e.charged <= budgetChunk && !e.userClosed && e.state != stateClosed &&
+			e.state != stateTimeWait && b.used.Load() < b.growth/2 {
+			return
+		}
+		b.give(int64(e.charged))
+		e.charged = 0
+	case e.charged-keep > b.slack():
 		b.give(int64(e.charged - keep))
 		e.charged = keep
 	}
