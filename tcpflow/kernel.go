@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+
+	"github.com/conduit-go/conduit/tcpflow/internal/listeners"
 )
 
 // KernelConfig configures the kernel backend. The zero value (and nil)
@@ -37,8 +39,8 @@ type Kernel struct {
 	closed   bool
 	ports    map[uint16]*portListener // bound by Listen or for SetListeners
 	listenFn Listeners
-	handlers map[*KernelFlow]struct{} // flows running a Process
-	wg       sync.WaitGroup           // accept loops and Process goroutines
+	handlers listeners.Handlers[Flow] // Process calls
+	wg       sync.WaitGroup           // accept loops
 }
 
 var _ Stack = (*Kernel)(nil)
@@ -46,8 +48,7 @@ var _ Stack = (*Kernel)(nil)
 // NewKernel returns the kernel backend; cfg may be nil.
 func NewKernel(cfg *KernelConfig) *Kernel {
 	k := &Kernel{
-		ports:    map[uint16]*portListener{},
-		handlers: map[*KernelFlow]struct{}{},
+		ports: map[uint16]*portListener{},
 	}
 	if cfg != nil {
 		k.cfg = *cfg
@@ -274,28 +275,11 @@ func (k *Kernel) acceptLoop(p *portListener) {
 			k.logDebug("tcpflow: accepted connection unusable", "port", p.port, "err", err)
 			continue
 		}
-		k.mu.Lock()
-		if k.closed {
-			k.mu.Unlock()
-			f.Close()
+		if !k.handlers.Go(f, l.Process) {
+			f.Close() // closed
 			return
 		}
-		k.handlers[f] = struct{}{}
-		k.wg.Add(1)
-		k.mu.Unlock()
-		go k.process(f, l.Process)
 	}
-}
-
-func (k *Kernel) process(f *KernelFlow, fn func(Flow)) {
-	defer k.wg.Done()
-	defer func() {
-		k.mu.Lock()
-		delete(k.handlers, f)
-		k.mu.Unlock()
-		f.Close()
-	}()
-	fn(f)
 }
 
 // Input is a no-op on the kernel backend: the kernel parses its own
@@ -317,10 +301,8 @@ func (k *Kernel) Close() error {
 		p.ln.Close()
 		delete(k.ports, port)
 	}
-	for f := range k.handlers {
-		f.Close()
-	}
 	k.mu.Unlock()
+	k.handlers.Close()
 	k.wg.Wait()
 	return nil
 }

@@ -233,10 +233,10 @@ func (p *Protocol) established(e *endpoint) {
 		return
 	}
 	if l.process != nil {
-		p.handlers[e] = struct{}{}
-		p.wg.Add(1)
 		p.mu.Unlock()
-		go p.process(e, l.process)
+		if !p.handlers.Go(e, l.process) {
+			e.discard() // Close has begun
+		}
 		return
 	}
 	p.mu.Unlock()
@@ -245,15 +245,4 @@ func (p *Protocol) established(e *endpoint) {
 	default:
 		e.discard() // the accept queue is full
 	}
-}
-
-func (p *Protocol) process(e *endpoint, fn func(tcpflow.Flow)) {
-	defer p.wg.Done()
-	defer func() {
-		p.mu.Lock()
-		delete(p.handlers, e)
-		p.mu.Unlock()
-		e.Close()
-	}()
-	fn(e)
 }

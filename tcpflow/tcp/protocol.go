@@ -10,6 +10,7 @@ import (
 
 	"github.com/conduit-go/conduit/tcpflow"
 	"github.com/conduit-go/conduit/tcpflow/internal/clock"
+	"github.com/conduit-go/conduit/tcpflow/internal/listeners"
 )
 
 // connID identifies a connection: local and remote address and port.
@@ -36,9 +37,9 @@ type Protocol struct {
 	// port it accepts has a backlog, and SYN cookies, like any other.
 	transient map[uint16]*listener
 	listenFn  tcpflow.Listeners
-	handlers  map[*endpoint]struct{} // flows running a Process
-	nextEph   uint32                 // RFC 6056 algorithm 3 counter
-	wg        sync.WaitGroup         // Process goroutines
+	nextEph   uint32 // RFC 6056 algorithm 3 counter
+
+	handlers listeners.Handlers[tcpflow.Flow] // Process calls
 }
 
 // New returns a Protocol.
@@ -60,7 +61,6 @@ func New(o Options) (*Protocol, error) {
 		conns:     map[connID]*endpoint{},
 		listeners: map[uint16]*listener{},
 		transient: map[uint16]*listener{},
-		handlers:  map[*endpoint]struct{}{},
 	}
 	p.keys = newKeys(o.ISNSecret)
 	p.budget.init(o.BufferBudget)
@@ -96,15 +96,8 @@ func (p *Protocol) Close() error {
 		delete(p.listeners, port)
 	}
 	p.listenFn = nil
-	var handlers []*endpoint
-	for e := range p.handlers {
-		handlers = append(handlers, e)
-	}
 	p.mu.Unlock()
-	for _, e := range handlers {
-		e.Close()
-	}
-	p.wg.Wait()
+	p.handlers.Close()
 	p.budget.close()
 	p.mu.Lock()
 	var all []*endpoint
