@@ -183,7 +183,8 @@ func uri(scheme, addr string) string {
 			return u
 		}
 	}
-	return scheme + "://" + addr
+	// An IPv6 zone ("[fe80::1%eth0]:80"): a conduit URI writes it %25.
+	return scheme + "://" + strings.Replace(addr, "%", "%25", 1)
 }
 
 func (d *dialer) dial(ctx context.Context, _, addr string) (net.Conn, error) {

@@ -48,6 +48,12 @@ func TestRoute(t *testing.T) {
 	}
 }
 
+func TestDialURI(t *testing.T) {
+	assert.Equal(t, "tcp://example.com:80", uri("tcp", "example.com:80"))
+	assert.Equal(t, "tls://[fe80::1%25eth0]:443", uri("tls", "[fe80::1%eth0]:443"))
+	assert.Equal(t, "unix:///run/app.sock", uri("tls", encodeKey("unix:///run/app.sock")+":443"))
+}
+
 func TestKey(t *testing.T) {
 	for _, uri := range []string{"unix:///run/app.sock", "tls+vchan://7/web?sni=localhost", "https+srv://" + strings.Repeat("a", 300)} {
 		k := encodeKey(uri)

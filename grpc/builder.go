@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc"
 	gresolver "google.golang.org/grpc/resolver"
 
+	"github.com/conduit-go/conduit/clock"
 	"github.com/conduit-go/conduit/conduit"
 	cresolver "github.com/conduit-go/conduit/resolver"
 	"github.com/conduit-go/conduit/resolver/dnsstub"
@@ -86,9 +87,9 @@ type Options struct {
 	// DefaultResolveNowInterval.
 	ResolveNowInterval time.Duration
 
-	// After is the timer of the ResolveNow rate limit; nil means
-	// time.After. Tests replace it.
-	After func(d time.Duration) <-chan time.Time
+	// Clock times the ResolveNow rate limit; nil means clock.Real().
+	// Tests pass a clock.Manual.
+	Clock clock.Clock
 
 	// Logger receives debug records of resolution updates and errors;
 	// nil means none.
@@ -110,7 +111,7 @@ type Builder struct {
 	tap      *srvTap // nil unless the Builder made the resolver
 	tlsMode  TLSMode
 	interval time.Duration
-	after    func(d time.Duration) <-chan time.Time
+	clock    clock.Clock
 	log      *slog.Logger
 	closers  []func() error
 
@@ -135,7 +136,7 @@ func NewBuilder(opts *Options) (*Builder, error) {
 		conduit:  opts.Conduit,
 		tlsMode:  opts.TLS,
 		interval: opts.ResolveNowInterval,
-		after:    opts.After,
+		clock:    opts.Clock,
 		log:      opts.Logger,
 	}
 	if b.scheme == "" {
@@ -144,8 +145,8 @@ func NewBuilder(opts *Options) (*Builder, error) {
 	if b.interval <= 0 {
 		b.interval = DefaultResolveNowInterval
 	}
-	if b.after == nil {
-		b.after = time.After
+	if b.clock == nil {
+		b.clock = clock.Real()
 	}
 	if b.watcher == nil {
 		r, tap, closeStub, err := newTappedResolver(opts.ResolverConfig)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strings"
 
 	"github.com/conduit-go/conduit/conduit"
 )
@@ -17,6 +18,10 @@ func Dialer(c *conduit.Conduit) func(ctx context.Context, addr string) (net.Conn
 }
 
 func dial(ctx context.Context, c *conduit.Conduit, addr string) (net.Conn, error) {
+	if !strings.Contains(addr, "://") && strings.Contains(addr, "%") {
+		// An IPv6 zone ("[fe80::1%eth0]:443"): a conduit URI writes it %25.
+		addr = "tcp://" + strings.Replace(addr, "%", "%25", 1)
+	}
 	conn, err := c.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err

@@ -23,6 +23,7 @@ import (
 	gresolver "google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/status"
 
+	"github.com/conduit-go/conduit/clock"
 	conduitgrpc "github.com/conduit-go/conduit/grpc"
 	"github.com/conduit-go/conduit/internal/testutil"
 )
@@ -251,24 +252,27 @@ func freeUDPPort(t testing.TB) uint16 {
 	return uint16(pc.LocalAddr().(*net.UDPAddr).Port)
 }
 
-// fakeClock is the resolver's timer (resolver.Config.After) and the DNS
-// stub's clock: a refresh happens only when the test fires it, so the
-// tests wait for no TTL and can check the delay each refresh asked for.
-// Timers of realDelay (the SRV target deadline, a hang guard) run in
-// real time.
+// fakeClock is the resolver's clock and the DNS stub's: a refresh
+// happens only when the test fires it, so the tests wait for no TTL and
+// can check the delay each refresh asked for. Timers of realDelay (the
+// SRV target deadline, a hang guard) run in real time. It serves both as
+// a clock.Clock (AfterFunc) and as a resolver.Config.After.
 type fakeClock struct {
 	realDelay time.Duration
 
 	mu      sync.Mutex
 	now     time.Time
-	pending []fakeTimer
+	pending []*fakeTimer
 	added   chan struct{}
 }
 
 type fakeTimer struct {
-	d  time.Duration
-	ch chan time.Time
+	c *fakeClock
+	d time.Duration
+	f func()
 }
+
+var _ clock.Clock = (*fakeClock)(nil)
 
 func newFakeClock(realDelay time.Duration) *fakeClock {
 	return &fakeClock{realDelay: realDelay, now: time.Unix(1_800_000_000, 0), added: make(chan struct{}, 1)}
@@ -280,19 +284,51 @@ func (c *fakeClock) Now() time.Time {
 	return c.now
 }
 
+func (c *fakeClock) AfterFunc(d time.Duration, f func()) clock.Timer {
+	if d == c.realDelay {
+		return clock.Real().AfterFunc(d, f)
+	}
+	t := &fakeTimer{c: c, d: d, f: f}
+	c.add(t)
+	return t
+}
+
 func (c *fakeClock) After(d time.Duration) <-chan time.Time {
 	if d == c.realDelay {
 		return time.After(d)
 	}
 	ch := make(chan time.Time, 1)
+	c.AfterFunc(d, func() { ch <- c.Now() })
+	return ch
+}
+
+func (c *fakeClock) add(t *fakeTimer) {
 	c.mu.Lock()
-	c.pending = append(c.pending, fakeTimer{d, ch})
+	c.pending = append(c.pending, t)
 	c.mu.Unlock()
 	select {
 	case c.added <- struct{}{}:
 	default:
 	}
-	return ch
+}
+
+func (t *fakeTimer) Stop() bool {
+	t.c.mu.Lock()
+	defer t.c.mu.Unlock()
+	for i, p := range t.c.pending {
+		if p == t {
+			t.c.pending = append(t.c.pending[:i], t.c.pending[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
+func (t *fakeTimer) Reset(d time.Duration) bool {
+	was := t.Stop()
+	t.d = d
+	t.c.add(t)
+	return was
 }
 
 // next waits for a timer to be pending and returns the longest delay
@@ -326,11 +362,11 @@ func (c *fakeClock) fire(t testing.TB) {
 	d := c.next(t)
 	c.mu.Lock()
 	c.now = c.now.Add(d)
-	now, pending := c.now, c.pending
+	pending := c.pending
 	c.pending = nil
 	c.mu.Unlock()
 	for _, p := range pending {
-		p.ch <- now
+		p.f()
 	}
 }
 

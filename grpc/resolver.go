@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	gresolver "google.golang.org/grpc/resolver"
 
+	"github.com/conduit-go/conduit/clock"
 	"github.com/conduit-go/conduit/endpoint"
 	cresolver "github.com/conduit-go/conduit/resolver"
 )
@@ -89,11 +89,21 @@ func (r *ccResolver) run(ch <-chan cresolver.Update, stop context.CancelFunc) {
 		drain(ch)
 	}()
 	var (
-		last     string           // key of the last state pushed
-		errored  bool             // an error was reported since
-		pending  bool             // a ResolveNow waits for the interval's end
-		cooldown <-chan time.Time // the interval since the last ResolveNow resolution
+		last     string        // key of the last state pushed
+		errored  bool          // an error was reported since
+		pending  bool          // a ResolveNow waits for the interval's end
+		cooldown chan struct{} // the interval since the last ResolveNow resolution
+		timer    clock.Timer   // ends it
 	)
+	startCooldown := func() {
+		ch := make(chan struct{}, 1)
+		cooldown, timer = ch, r.b.clock.AfterFunc(r.b.interval, func() { ch <- struct{}{} })
+	}
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
 	for {
 		select {
 		case <-r.ctx.Done():
@@ -128,13 +138,13 @@ func (r *ccResolver) run(ch <-chan cresolver.Update, stop context.CancelFunc) {
 				continue
 			}
 			ch, stop = r.restart(ch, stop)
-			cooldown = r.b.after(r.b.interval)
+			startCooldown()
 		case <-cooldown:
-			cooldown = nil
+			cooldown, timer = nil, nil
 			if pending {
 				pending = false
 				ch, stop = r.restart(ch, stop)
-				cooldown = r.b.after(r.b.interval)
+				startCooldown()
 			}
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	gresolver "google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/serviceconfig"
 
+	"github.com/conduit-go/conduit/clock"
 	"github.com/conduit-go/conduit/endpoint"
 	cresolver "github.com/conduit-go/conduit/resolver"
 	"github.com/conduit-go/conduit/resolver/dnsstub"
@@ -133,71 +134,18 @@ func (c *fakeCC) err(t *testing.T) error {
 	}
 }
 
-// manualTimer is Options.After under the test's control.
-type manualTimer struct {
-	mu  sync.Mutex
-	chs []chan time.Time
-	add chan struct{}
-}
-
-func newManualTimer() *manualTimer { return &manualTimer{add: make(chan struct{}, 64)} }
-
-func (m *manualTimer) After(time.Duration) <-chan time.Time {
-	ch := make(chan time.Time, 1)
-	m.mu.Lock()
-	m.chs = append(m.chs, ch)
-	m.mu.Unlock()
-	m.add <- struct{}{}
-	return ch
-}
-
-// fire fires the n-th timer asked for (from 0), waiting for it to be.
-func (m *manualTimer) fire(t *testing.T, n int) {
+// advance waits for the run loop to have scheduled n timers on clk
+// and moves clk past them (their callbacks run here).
+func advance(t *testing.T, clk *clock.Manual, n int) {
 	t.Helper()
-	deadline := time.After(guard)
-	for {
-		m.mu.Lock()
-		if len(m.chs) > n {
-			m.chs[n] <- time.Now()
-			m.mu.Unlock()
-			return
+	deadline := time.Now().Add(guard)
+	for clk.Pending() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("hang guard: %d timers never scheduled", n)
 		}
-		m.mu.Unlock()
-		select {
-		case <-m.add:
-		case <-deadline:
-			t.Fatalf("hang guard: timer %d never asked for", n)
-		}
+		time.Sleep(time.Millisecond) // polling step; the guard decides
 	}
-}
-
-// wait waits until n timers were asked for.
-func (m *manualTimer) wait(t *testing.T, n int) {
-	t.Helper()
-	deadline := time.After(guard)
-	for m.asked() < n {
-		select {
-		case <-m.add:
-		case <-deadline:
-			t.Fatalf("hang guard: %d timers never asked for", n)
-		}
-	}
-}
-
-func (m *manualTimer) firedCount() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	n := 0
-	for _, ch := range m.chs {
-		n += len(ch)
-	}
-	return n
-}
-
-func (m *manualTimer) asked() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return len(m.chs)
+	clk.Advance(DefaultResolveNowInterval)
 }
 
 var (
@@ -205,9 +153,9 @@ var (
 	ep2 = endpoint.TCP{Host: "b.test", Addr: netip.MustParseAddrPort("192.0.2.2:50051")}
 )
 
-func build(t *testing.T, w Watcher, after func(time.Duration) <-chan time.Time, target string) (gresolver.Resolver, *fakeCC) {
+func build(t *testing.T, w Watcher, clk clock.Clock, target string) (gresolver.Resolver, *fakeCC) {
 	t.Helper()
-	b, err := NewBuilder(&Options{Resolver: w, After: after})
+	b, err := NewBuilder(&Options{Resolver: w, Clock: clk})
 	require.NoError(t, err)
 	t.Cleanup(func() { b.Close() })
 	u, err := url.Parse(target)
@@ -220,7 +168,7 @@ func build(t *testing.T, w Watcher, after func(time.Duration) <-chan time.Time, 
 
 func TestResolverPushesChangesOnly(t *testing.T) {
 	f := newFakeWatcher()
-	r, cc := build(t, f, newManualTimer().After, "conduit:///tcp://a.test:50051")
+	r, cc := build(t, f, clock.NewManual(time.Unix(0, 0)), "conduit:///tcp://a.test:50051")
 	defer r.Close()
 	w := nextWatch(t, f)
 	w.send(t, cresolver.Update{Endpoints: []endpoint.Endpoint{ep1}})
@@ -235,7 +183,7 @@ func TestResolverPushesChangesOnly(t *testing.T) {
 
 func TestResolverReportsErrorsAndKeepsTheLastState(t *testing.T) {
 	f := newFakeWatcher()
-	r, cc := build(t, f, newManualTimer().After, "conduit:///tcp://a.test:50051")
+	r, cc := build(t, f, clock.NewManual(time.Unix(0, 0)), "conduit:///tcp://a.test:50051")
 	defer r.Close()
 	w := nextWatch(t, f)
 	w.send(t, cresolver.Update{Endpoints: []endpoint.Endpoint{ep1}})
@@ -253,39 +201,38 @@ func TestResolverReportsErrorsAndKeepsTheLastState(t *testing.T) {
 
 func TestResolveNowIsRateLimited(t *testing.T) {
 	f := newFakeWatcher()
-	timer := newManualTimer()
-	r, _ := build(t, f, timer.After, "conduit:///tcp://a.test:50051")
+	clk := clock.NewManual(time.Unix(0, 0))
+	r, _ := build(t, f, clk, "conduit:///tcp://a.test:50051")
 	defer r.Close()
 	w1 := nextWatch(t, f)
 
-	// The first ResolveNow resolves at once: a new Watch, no timer fired.
+	// The first ResolveNow resolves at once: a new Watch, no time passed.
 	r.ResolveNow(gresolver.ResolveNowOptions{})
 	w2 := nextWatch(t, f)
 	<-w1.done // the old Watch ended before the new one started
 	assert.Error(t, w1.ctx.Err())
-	assert.Equal(t, 0, timer.firedCount())
 
 	// Within its interval, the next ones wait, merged into one.
 	r.ResolveNow(gresolver.ResolveNowOptions{})
 	r.ResolveNow(gresolver.ResolveNowOptions{})
 	r.ResolveNow(gresolver.ResolveNowOptions{})
-	timer.fire(t, 0) // the interval ends
+	advance(t, clk, 1) // the interval ends
 	w3 := nextWatch(t, f)
 	<-w2.done
-	timer.wait(t, 2) // the restart began another interval
 	assert.Equal(t, 3, f.count())
 	require.NoError(t, w3.ctx.Err())
 
-	// An interval that ends without a request asks for no resolution.
-	timer.fire(t, 1)
+	// The restart began another interval; one that ends without a
+	// request asks for no resolution.
+	advance(t, clk, 1)
 	r.Close()
 	assert.Equal(t, 3, f.count())
-	assert.Equal(t, 2, timer.asked())
+	assert.Zero(t, clk.Pending())
 }
 
 func TestCloseStopsTheWatch(t *testing.T) {
 	f := newFakeWatcher()
-	r, cc := build(t, f, newManualTimer().After, "conduit:///unix:///run/app.sock")
+	r, cc := build(t, f, clock.NewManual(time.Unix(0, 0)), "conduit:///unix:///run/app.sock")
 	w := nextWatch(t, f)
 	w.send(t, cresolver.Update{Endpoints: []endpoint.Endpoint{endpoint.Unix{Path: "/run/app.sock"}}})
 	assert.Equal(t, []string{"unix:///run/app.sock"}, stateAddrs(cc.state(t)))
@@ -301,7 +248,7 @@ func TestWatchEndReportsAnError(t *testing.T) {
 		return []netip.Addr{netip.MustParseAddr("192.0.2.1")}, nil
 	}, LookupSRV: func(context.Context, string) ([]dnsstub.SRV, error) { return nil, errors.New("no") }})
 	require.NoError(t, err)
-	res, cc := build(t, r, newManualTimer().After, "conduit:///tcp://a.test:50051")
+	res, cc := build(t, r, clock.NewManual(time.Unix(0, 0)), "conduit:///tcp://a.test:50051")
 	defer res.Close()
 	cc.state(t)
 	r.Close() // the resolver goes away under the channel

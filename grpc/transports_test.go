@@ -218,3 +218,19 @@ func TestStandardBalancers(t *testing.T) {
 		})
 	}
 }
+
+// TestDialZone: an address with an IPv6 zone reaches conduit as a URI
+// it parses (the dial itself is refused: nothing listens there).
+func TestDialZone(t *testing.T) {
+	c := conduit.New(nil)
+	defer c.Close()
+	ln, err := net.Listen("tcp6", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	}
+	defer ln.Close()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	_, err = conduitgrpc.Dialer(c)(context.Background(), "[fe80::1%lo]:"+port)
+	require.Error(t, err)
+	assert.NotContains(t, err.Error(), "malformed")
+}
