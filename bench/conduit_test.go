@@ -34,7 +34,7 @@ func newConduitPair(tb testing.TB, cfg pairConfig) netStack {
 	mk := func(addr netip.Prefix, l *channel.Endpoint) *stack.Stack {
 		o := stack.Options{
 			Addr: addr, Link: l,
-			SendBuffer: bufferSize, RecvBuffer: bufferSize,
+			TCP: tcp.Options{SendBuffer: bufferSize, RecvBuffer: bufferSize},
 		}
 		switch *ccName {
 		case "cubic":
@@ -45,8 +45,8 @@ func newConduitPair(tb testing.TB, cfg pairConfig) netStack {
 			tb.Fatalf("-cc %q: want cubic or reno", *ccName)
 		}
 		if cfg.conns > 0 {
-			o.MaxConnections = cfg.conns + 64
-			o.SYNBacklog = cfg.conns
+			o.TCP.MaxConnections = cfg.conns + 64
+			o.TCP.SYNBacklog = cfg.conns
 		}
 		s, err := stack.New(o)
 		if err != nil {

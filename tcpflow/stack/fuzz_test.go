@@ -9,6 +9,7 @@ import (
 	"github.com/conduit-go/conduit/tcpflow/header"
 	"github.com/conduit-go/conduit/tcpflow/internal/clock"
 	"github.com/conduit-go/conduit/tcpflow/link/channel"
+	"github.com/conduit-go/conduit/tcpflow/tcp"
 )
 
 // FuzzDeliver feeds arbitrary packets to a stack with a listener: no
@@ -23,7 +24,7 @@ func FuzzDeliver(f *testing.F) {
 	ea, eb := channel.NewPair(1500, channel.FaultOptions{})
 	defer ea.Close()
 	defer eb.Close()
-	s, err := New(Options{Addr: netip.PrefixFrom(addrA, 24), Link: ea, Clock: clock.NewManual(time.Unix(0, 0)), MaxConnections: 64, SYNBacklog: 8})
+	s, err := New(Options{Addr: netip.PrefixFrom(addrA, 24), Link: ea, Clock: clock.NewManual(time.Unix(0, 0)), TCP: tcp.Options{MaxConnections: 64, SYNBacklog: 8}})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -103,11 +103,12 @@ func newPair(t testing.TB, po pairOpts) *pair {
 	ea, eb := channel.NewPair(po.mtu, po.faults)
 	la, lb := &filterLink{Endpoint: ea}, &filterLink{Endpoint: eb}
 	mk := func(addr netip.Addr, l link.Endpoint) *Stack {
-		s, err := New(Options{
-			Addr: netip.PrefixFrom(addr, 24), Link: l, Clock: po.clk,
-			TimeWait: 60 * time.Second, SendBuffer: po.bufs, RecvBuffer: po.bufs,
-			TCP: po.tcp,
-		})
+		to := po.tcp
+		to.TimeWait = 60 * time.Second
+		if po.bufs != 0 {
+			to.SendBuffer, to.RecvBuffer = po.bufs, po.bufs
+		}
+		s, err := New(Options{Addr: netip.PrefixFrom(addr, 24), Link: l, Clock: po.clk, TCP: to})
 		require.NoError(t, err)
 		return s
 	}

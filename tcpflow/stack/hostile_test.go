@@ -420,7 +420,7 @@ func TestZeroWindowFloodHeldByBudget(t *testing.T) {
 		budget = 16 << 20
 		peers  = 64
 	)
-	r := newHostileRig(t, clock.Real(), Options{BufferBudget: budget})
+	r := newHostileRig(t, clock.Real(), Options{TCP: tcp.Options{BufferBudget: budget}})
 	r.echo(t)
 	data := randomBytes(256<<10, 14)
 	chunk := make([]byte, 1<<20)
@@ -504,7 +504,7 @@ func BenchmarkZeroWindowPeers(b *testing.B) {
 		budget int
 	}{{"none", -1}, {"default", 0}, {"16MiB", 16 << 20}} {
 		b.Run("budget="+c.name, func(b *testing.B) {
-			r := newHostileRig(b, clock.Real(), Options{BufferBudget: c.budget, MaxConnections: 1 << 16, SYNBacklog: 1 << 12})
+			r := newHostileRig(b, clock.Real(), Options{TCP: tcp.Options{BufferBudget: c.budget, MaxConnections: 1 << 16, SYNBacklog: 1 << 12}})
 			ln, err := r.b.ListenFlows(context.Background(), netip.AddrPortFrom(addrB, 80), nil)
 			require.NoError(b, err)
 			chunk := make([]byte, 1<<20)

@@ -17,7 +17,6 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/conduit-go/conduit/tcpflow"
 	"github.com/conduit-go/conduit/tcpflow/header"
@@ -36,36 +35,14 @@ type Options struct {
 	Link link.Endpoint
 	// Clock times every timer; nil means the real clock.
 	Clock clock.Clock
-	// MSS is the TCP MSS announced; zero derives it from the link's MTU.
-	MSS int
-	// SendBuffer and RecvBuffer bound each connection's buffers (bytes).
-	SendBuffer, RecvBuffer int
-	// BufferBudget bounds the memory the send and receive buffers of
-	// all connections pin together (bytes), so that peers that never
-	// read (a zero window) or send what is never read cannot pin a full
-	// buffer each. When it is reached a Write waits as on a full send
-	// buffer (its deadline applies), receive windows advertise no more
-	// than the memory left, and once not even a new connection's first
-	// 8 KiB is left, SYNs are answered with a reset and dials fail
-	// (Stats.TCP.BudgetRefused). Beyond its first 8 KiB a connection's
-	// buffers grow only while the total stays under 7/8 of the budget,
-	// so that new connections keep working while peers pin the rest.
-	// Zero means tcp.DefaultBufferBudget, 256 MiB (or 16 connections'
-	// full buffers, 16 × (SendBuffer + RecvBuffer), if that is more);
-	// negative means no budget. See tcp.Options.BufferBudget.
-	BufferBudget int
-	// TimeWait is 2MSL, the time a connection stays in TIME-WAIT.
-	TimeWait time.Duration
-	// ISNSecret keys initial sequence numbers and ephemeral ports.
-	ISNSecret []byte
-	// Logger, when non-nil, receives debug records.
-	Logger *slog.Logger
-	// MaxConnections bounds the connections; SYNBacklog bounds each
-	// listener's half-open and unaccepted connections.
-	MaxConnections, SYNBacklog int
-	// TCP tunes the rest of TCP (RTO bounds, retransmission limits,
-	// delayed ACKs, SYN cookies); its Addr, Output and Clock are the
-	// stack's, and the fields above override its own where set.
+	// TCP configures TCP: MSS, buffers and the buffer budget, TIME-WAIT,
+	// ISN secret, connection and backlog limits, RTO bounds,
+	// retransmission limits, delayed ACKs, SYN cookies; its zero fields
+	// select tcp's defaults, but an MSS of zero, or one larger than the
+	// link's MTU carries, is derived from the MTU. Its Addr, Output,
+	// Clock, ReturnBuffer and ChecksumOffload are the stack's: Addr,
+	// Clock and the link's. Its Logger also receives the stack's debug
+	// records.
 	TCP tcp.Options
 }
 
@@ -116,7 +93,7 @@ func New(o Options) (*Stack, error) {
 	if mtu < 68 {
 		return nil, fmt.Errorf("stack: link MTU %d < 68", mtu)
 	}
-	s := &Stack{addr: o.Addr.Addr(), pfx: o.Addr, ep: o.Link, log: o.Logger, mtu: mtu}
+	s := &Stack{addr: o.Addr.Addr(), pfx: o.Addr, ep: o.Link, log: o.TCP.Logger, mtu: mtu}
 	s.pool.New = func() any { b := make([]byte, 0, mtu); return &b }
 	s.hdrPool.New = func() any { return new([header.IPv4MinimumSize + header.TCPMaximumHeaderSize]byte) }
 	s.gw, _ = o.Link.(link.GatherWriter)
@@ -124,20 +101,8 @@ func New(o Options) (*Stack, error) {
 	to.Addr = s.addr
 	to.Output = s.outputTCP
 	to.Clock = o.Clock
-	// The stack's fields win where set; unset, o.TCP's stand.
-	override(&to.MSS, o.MSS)
 	if maxMSS := mtu - header.IPv4MinimumSize - header.TCPMinimumSize; to.MSS <= 0 || to.MSS > maxMSS {
 		to.MSS = maxMSS
-	}
-	override(&to.SendBuffer, o.SendBuffer)
-	override(&to.RecvBuffer, o.RecvBuffer)
-	override(&to.BufferBudget, o.BufferBudget)
-	override(&to.MaxConnections, o.MaxConnections)
-	override(&to.SYNBacklog, o.SYNBacklog)
-	override(&to.TimeWait, o.TimeWait)
-	override(&to.Logger, o.Logger)
-	if o.ISNSecret != nil {
-		to.ISNSecret = o.ISNSecret
 	}
 	if co, ok := o.Link.(link.ChecksumOffloader); ok && co.ChecksumOffload() {
 		to.ChecksumOffload = true
@@ -158,14 +123,6 @@ func New(o Options) (*Stack, error) {
 	}
 	s.lender = lender
 	return s, nil
-}
-
-// override sets *dst to v unless v is the zero value.
-func override[T comparable](dst *T, v T) {
-	var zero T
-	if v != zero {
-		*dst = v
-	}
 }
 
 // Addr returns our address.

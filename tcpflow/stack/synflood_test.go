@@ -34,12 +34,10 @@ func newFloodPair(t *testing.T, to tcp.Options) *pair {
 	clk := clock.NewManual(time.Unix(1_700_000_000, 0))
 	ea, eb := channel.NewPair(1500, channel.FaultOptions{Clock: clk})
 	la, lb := &filterLink{Endpoint: ea}, &filterLink{Endpoint: eb}
-	a, err := New(Options{Addr: netip.PrefixFrom(addrA, 24), Link: la, Clock: clk, TimeWait: 60 * time.Second})
+	a, err := New(Options{Addr: netip.PrefixFrom(addrA, 24), Link: la, Clock: clk, TCP: tcp.Options{TimeWait: 60 * time.Second}})
 	require.NoError(t, err)
-	b, err := New(Options{
-		Addr: netip.PrefixFrom(addrB, 24), Link: lb, Clock: clk, TimeWait: 60 * time.Second,
-		MaxConnections: floodMaxConns, SYNBacklog: floodBacklog, TCP: to,
-	})
+	to.TimeWait, to.MaxConnections, to.SYNBacklog = 60*time.Second, floodMaxConns, floodBacklog
+	b, err := New(Options{Addr: netip.PrefixFrom(addrB, 24), Link: lb, Clock: clk, TCP: to})
 	require.NoError(t, err)
 	p := &pair{a: a, b: b, la: la, lb: lb, clk: clk}
 	t.Cleanup(func() {
