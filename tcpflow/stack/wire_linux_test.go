@@ -174,8 +174,12 @@ func openTun(tb testing.TB, n *testutil.TunNet) *tun.Endpoint {
 	return ep
 }
 
+// wireTap, if set, taps the wires the tests and benchmarks build (for
+// a look at the packets while investigating; no test sets it).
+var wireTap func(netem.Dir, time.Time, []byte)
+
 func wireConfig(imp netem.Impairment) netem.Config {
-	return netem.Config{Seed: *wireSeed, AtoB: imp, BtoA: imp}
+	return netem.Config{Seed: *wireSeed, AtoB: imp, BtoA: imp, Tap: wireTap}
 }
 
 // newOursNet is our stack (A) over the wire to the kernel of a TUN
