@@ -354,16 +354,7 @@ func (e *endpoint) sendReset() {
 // enterTimeWait moves to TIME-WAIT for 2MSL.
 func (e *endpoint) enterTimeWait() {
 	e.state = stateTimeWait
-	e.rtoTimer.release()
-	e.persistTimer.release()
-	e.kaTimer.release()
-	e.rackTimer.release()
-	e.tlpTimer.release()
-	e.delackTimer.release()
-	e.sndBuf.release()
-	e.txq, e.txqBase, e.sb = nil, nil, scoreboard{}
-	e.ooo = nil
-	e.settle()
+	e.teardown()
 	e.closeTimer.set(e.p.o.TimeWait)
 	e.broadcast()
 }

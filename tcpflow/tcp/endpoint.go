@@ -516,10 +516,21 @@ func (e *endpoint) closeLocked(err error) {
 		e.err = err
 	}
 	e.state = stateClosed
+	e.closeTimer.release()
+	e.teardown()
+	e.broadcast()
+	e.p.remove(e)
+}
+
+// teardown releases what a connection needs only while it can still
+// send or receive, on its way to TIME-WAIT or CLOSED: every timer but
+// closeTimer (which times TIME-WAIT), the send buffer, the transmit
+// queue and scoreboard, the out-of-order data; settle then gives their
+// memory back to the buffer budget. e.mu is held.
+func (e *endpoint) teardown() {
 	e.rtoTimer.release()
 	e.persistTimer.release()
 	e.kaTimer.release()
-	e.closeTimer.release()
 	e.rackTimer.release()
 	e.tlpTimer.release()
 	e.delackTimer.release()
@@ -527,8 +538,6 @@ func (e *endpoint) closeLocked(err error) {
 	e.txq, e.txqBase, e.sb = nil, nil, scoreboard{}
 	e.ooo = nil
 	e.settle()
-	e.broadcast()
-	e.p.remove(e)
 }
 
 // abortLocked sends a reset (unless the connection has not reached the
