@@ -1,6 +1,10 @@
 // Package tcp is the TCP of the userspace stack (RFC 9293), split by
-// concern as gVisor's transport/tcp is: protocol.go demultiplexes
-// segments to connections and listeners, connect.go holds the handshake
+// concern as gVisor's transport/tcp is: protocol.go holds the Protocol
+// and its Close, options.go its Options and their defaults, dispatch.go
+// demultiplexes segments to connections and listeners, listener.go the
+// listeners (Listen, SetListeners, ListenFlows), dial.go and ports.go
+// active opens and RFC 6056 port choice, stats.go and debug.go the
+// counters and dumps, connect.go holds the handshake
 // and the state machine, snd.go the send side (Nagle, retransmission,
 // RFC 6298 RTO, zero-window persist, keepalive), rcv.go the receive side
 // (out-of-order queue, SACK blocks, window, delayed ACKs), sack.go the
@@ -22,4 +26,5 @@
 //	f, err := p.Dial(ctx, dst, tcpflow.DialOptions{})
 //
 // Connections are tcpflow.Flows; every method is safe for concurrent use.
+// docs/tcp.md describes the data path, loss recovery and the defences.
 package tcp
