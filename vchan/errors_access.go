@@ -9,7 +9,7 @@ import (
 // group or others; see docs/vchan.md), so Dial, DialName and Listen refuse
 // it. The error names the directory and the fix. It also matches
 // fs.ErrPermission.
-var ErrUnsafeStore error = &kindError{"unsafe store directory", fs.ErrPermission}
+var ErrUnsafeStore error = &kindError{"unsafe store directory", fs.ErrPermission, nil}
 
 // accessError is a peer this process may not talk to: its shared memory
 // cannot be opened, or it could not read our request. It matches
