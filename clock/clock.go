@@ -65,6 +65,16 @@ var (
 func (realClock) Now() time.Time                            { return time.Now() }
 func (realClock) AfterFunc(d time.Duration, f func()) Timer { return time.AfterFunc(d, f) }
 
+// After is time.After on clk, for a select: it returns a channel that
+// receives once d has passed on clk, and the timer, whose Stop releases
+// it. The channel has room for its one value, so the timer never blocks,
+// and a value that arrives after Stop is dropped with the channel.
+func After(clk Clock, d time.Duration) (<-chan struct{}, Timer) {
+	ch := make(chan struct{}, 1)
+	t := clk.AfterFunc(d, func() { ch <- struct{}{} })
+	return ch, t
+}
+
 // Manual is a Clock whose time moves only when Advance is called. Its
 // methods are safe for concurrent use, but its timers run in the
 // goroutine calling Advance, one after the other, so one goroutine (the

@@ -28,6 +28,19 @@ func TestManual(t *testing.T) {
 	assert.Equal(t, 0, c.Pending())
 }
 
+func TestAfter(t *testing.T) {
+	c := NewManual(time.Unix(0, 0))
+	ch, _ := After(c, time.Second)
+	stopped, timer := After(c, time.Second)
+	assert.True(t, timer.Stop())
+	c.Advance(999 * time.Millisecond)
+	assert.Len(t, ch, 0)
+	c.Advance(time.Millisecond)
+	assert.Len(t, ch, 1, "received at 1 s, without a reader")
+	assert.Len(t, stopped, 0, "stopped: never")
+	assert.Equal(t, 0, c.Pending())
+}
+
 func TestReal(t *testing.T) {
 	done := make(chan struct{})
 	Real().AfterFunc(time.Millisecond, func() { close(done) })

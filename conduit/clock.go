@@ -14,11 +14,8 @@ func orReal(clk clock.Clock) clock.Clock {
 	return clk
 }
 
-// after returns a channel that receives once d has passed on clk, for a
-// select, and the timer's Stop. The channel is buffered: the timer never
-// blocks, and a value that arrives after Stop is dropped with it.
+// after is clock.After with the timer's Stop.
 func after(clk clock.Clock, d time.Duration) (<-chan struct{}, func() bool) {
-	ch := make(chan struct{}, 1)
-	t := clk.AfterFunc(d, func() { ch <- struct{}{} })
+	ch, t := clock.After(clk, d)
 	return ch, t.Stop
 }

@@ -32,10 +32,10 @@ type Config struct {
 	// configured from the fields below.
 	Registry *Registry
 
-	// Resolver turns URIs into endpoints. Nil means resolver.New(nil):
-	// the system's resolv.conf, hosts and services files. If it also has
-	// a ResolveListen method (as *resolver.URIResolver does), Listen uses
-	// it.
+	// Resolver turns URIs into endpoints. Nil means resolver.New with
+	// only Clock set: the system's resolv.conf, hosts and services
+	// files. If it also has a ResolveListen method (as
+	// *resolver.URIResolver does), Listen uses it.
 	Resolver resolver.Resolver
 
 	// FallbackDelay is the Happy Eyeballs attempt delay: zero means
@@ -43,9 +43,10 @@ type Config struct {
 	// after the other, each waiting for the previous one to fail.
 	FallbackDelay time.Duration
 
-	// Clock times the Happy Eyeballs attempt delay. Nil means
-	// clock.Real(). Tests inject a *clock.Manual to start the
-	// next attempt without waiting.
+	// Clock times the Happy Eyeballs attempt delay, and is the default
+	// resolver's clock (resolver.Config.Clock) when Resolver is nil. Nil
+	// means clock.Real(). Tests inject a *clock.Manual to start the next
+	// attempt without waiting.
 	Clock clock.Clock
 
 	// Keepalive, when non-nil, enables TCP keepalive on dialed flows.
@@ -116,7 +117,7 @@ func (c *Conduit) init() {
 		}
 		c.res = c.cfg.Resolver
 		if c.res == nil {
-			r, err := resolver.New(nil)
+			r, err := resolver.New(&resolver.Config{Clock: c.cfg.Clock})
 			if err != nil {
 				c.resErr = err
 			} else {

@@ -255,8 +255,7 @@ func freeUDPPort(t testing.TB) uint16 {
 // fakeClock is the resolver's clock and the DNS stub's: a refresh
 // happens only when the test fires it, so the tests wait for no TTL and
 // can check the delay each refresh asked for. Timers of realDelay (the
-// SRV target deadline, a hang guard) run in real time. It serves both as
-// a clock.Clock (AfterFunc) and as a resolver.Config.After.
+// SRV target deadline, a hang guard) run in real time.
 type fakeClock struct {
 	realDelay time.Duration
 
@@ -291,15 +290,6 @@ func (c *fakeClock) AfterFunc(d time.Duration, f func()) clock.Timer {
 	t := &fakeTimer{c: c, d: d, f: f}
 	c.add(t)
 	return t
-}
-
-func (c *fakeClock) After(d time.Duration) <-chan time.Time {
-	if d == c.realDelay {
-		return time.After(d)
-	}
-	ch := make(chan time.Time, 1)
-	c.AfterFunc(d, func() { ch <- c.Now() })
-	return ch
 }
 
 func (c *fakeClock) add(t *fakeTimer) {

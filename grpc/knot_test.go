@@ -29,14 +29,14 @@ func srvClient(t *testing.T, k *knot, clk *fakeClock, uri string, opts ...grpc.D
 	t.Helper()
 	b, err := conduitgrpc.NewBuilder(&conduitgrpc.Options{ResolverConfig: &resolver.Config{
 		HostsFile: "-",
-		DNS: &dnsstub.Config{Nameservers: []netip.AddrPort{k.addr}, Clock: clk.Now,
+		DNS: &dnsstub.Config{Nameservers: []netip.AddrPort{k.addr}, Clock: clk,
 			// No cache: each refresh asks knot. (With the stub's cache, a
 			// refresh that the jitter brings before the TTL's end is
 			// answered from the cache, and the change is seen one
 			// MinRefreshInterval later.) No stale answers either: a
 			// failure is a failure.
 			Cache: dnsstub.CacheConfig{MaxEntries: -1, StaleTTL: -1}},
-		After:              clk.After,
+		Clock:              clk,
 		SRVTargetTimeout:   srvTargetTimeout,
 		MinRefreshInterval: time.Second,
 	}})

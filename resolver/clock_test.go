@@ -2,70 +2,59 @@ package resolver_test
 
 import (
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/conduit-go/conduit/clock"
 )
 
-// fakeClock is Config.After for tests that run several timers at once
-// (the SRV target deadlines): After registers a timer due at the fake
-// now plus d, and advance moves now and fires the timers due. Safe for
-// concurrent use.
+// fakeClock is Config.Clock for tests that run several timers at once
+// (the SRV target deadlines): a manual clock that records every
+// duration AfterFunc is called with and signals each call, and whose
+// advance says how many timers fired. Safe for concurrent use.
 type fakeClock struct {
+	*clock.Manual
+	fired   atomic.Int64
 	mu      sync.Mutex
-	now     time.Duration
-	pending []*fakeTimer    // armed, not fired
-	asked   []time.Duration // every duration After was called with
-	changed chan struct{}   // signalled (without blocking) by After
+	asked   []time.Duration // every duration AfterFunc was called with
+	changed chan struct{}   // signalled (without blocking) by AfterFunc
 }
 
-type fakeTimer struct {
-	due time.Duration
-	ch  chan time.Time
+func newFakeClock() *fakeClock {
+	return &fakeClock{Manual: clock.NewManual(time.Unix(0, 0)), changed: make(chan struct{}, 1)}
 }
 
-func newFakeClock() *fakeClock { return &fakeClock{changed: make(chan struct{}, 1)} }
-
-func (c *fakeClock) After(d time.Duration) <-chan time.Time {
+func (c *fakeClock) AfterFunc(d time.Duration, f func()) clock.Timer {
+	t := c.Manual.AfterFunc(d, func() {
+		c.fired.Add(1)
+		f()
+	})
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	t := &fakeTimer{due: c.now + d, ch: make(chan time.Time, 1)}
-	c.pending = append(c.pending, t)
 	c.asked = append(c.asked, d)
+	c.mu.Unlock()
 	select {
 	case c.changed <- struct{}{}:
 	default:
 	}
-	return t.ch
+	return t
 }
 
 // advance moves the clock by d and fires the timers then due, returning
 // how many fired.
 func (c *fakeClock) advance(d time.Duration) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now += d
-	kept, fired := c.pending[:0], 0
-	for _, t := range c.pending {
-		if t.due <= c.now {
-			t.ch <- time.Unix(0, 0).Add(c.now)
-			fired++
-			continue
-		}
-		kept = append(kept, t)
-	}
-	c.pending = kept
-	return fired
+	before := c.fired.Load()
+	c.Advance(d)
+	return int(c.fired.Load() - before)
 }
 
-// waitPending waits until at least n timers are armed and not fired; it
-// fails the test after a minute (a hang guard).
+// waitPending waits until at least n timers are armed and neither fired
+// nor stopped; it fails the test after a minute (a hang guard).
 func (c *fakeClock) waitPending(t testing.TB, n int) {
 	t.Helper()
 	guard := time.After(time.Minute)
 	for {
-		c.mu.Lock()
-		got := len(c.pending)
-		c.mu.Unlock()
+		got := c.Pending()
 		if got >= n {
 			return
 		}
@@ -77,14 +66,14 @@ func (c *fakeClock) waitPending(t testing.TB, n int) {
 	}
 }
 
-// durations returns every duration After was called with.
+// durations returns every duration AfterFunc was called with.
 func (c *fakeClock) durations() []time.Duration {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return append([]time.Duration(nil), c.asked...)
 }
 
-// waitAsked waits until After has been called at least n times and
+// waitAsked waits until AfterFunc has been called at least n times and
 // returns the n-th duration; it fails the test after a minute (a hang
 // guard).
 func (c *fakeClock) waitAsked(t testing.TB, n int) time.Duration {

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/conduit-go/conduit/clock"
 	"github.com/conduit-go/conduit/resolver/dnsstub"
 )
 
@@ -63,10 +64,13 @@ type Config struct {
 	// concurrent use, but must not be used elsewhere.
 	Rand rand.Source
 
-	// After is the resolver's timer: Watch's refreshes and the deadline
-	// of each SRV target lookup. Nil means time.After. Tests replace it
-	// to advance time without sleeping. It may be called concurrently.
-	After func(d time.Duration) <-chan time.Time
+	// Clock is the resolver's clock: it times Watch's refreshes, the
+	// deadline of each SRV target lookup and the cache of resolved
+	// URIs, and is the DNS stub's clock unless DNS.Clock is set (then
+	// the cache of resolved URIs follows DNS.Clock, whose TTLs it
+	// keeps). Nil means clock.Real(). Tests inject a *clock.Manual to
+	// advance time without sleeping.
+	Clock clock.Clock
 
 	// RefreshInterval is how often Watch re-resolves a name whose lookup
 	// gives no TTL (LookupHost, the system resolver, a LookupSRV whose

@@ -238,24 +238,21 @@ func (r *URIResolver) lookupTarget(ctx context.Context, host string) targetResul
 var errTargetDeadline = errors.New("resolver: SRV target deadline")
 
 // targetContext returns ctx ending at the per-target deadline, timed by
-// Config.After so that tests can fire it, and stop, which releases it
-// (its goroutine has ended when stop returns) and reports whether the
-// deadline was reached.
+// Config.Clock so that tests can advance it, and stop, which releases it
+// (the timer's function has returned, or will never run, when stop
+// returns) and reports whether the deadline was reached.
 func (r *URIResolver) targetContext(ctx context.Context) (context.Context, func() (expired bool)) {
 	tctx, cancel := context.WithCancelCause(ctx)
-	fire := r.after(r.targetTimeout)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		select {
-		case <-fire:
-			cancel(errTargetDeadline)
-		case <-tctx.Done():
-		}
-	}()
+	fired := make(chan struct{})
+	t := r.clock.AfterFunc(r.targetTimeout, func() {
+		cancel(errTargetDeadline)
+		close(fired)
+	})
 	return tctx, func() bool {
+		if !t.Stop() {
+			<-fired
+		}
 		cancel(context.Canceled)
-		<-done
 		return context.Cause(tctx) == errTargetDeadline
 	}
 }

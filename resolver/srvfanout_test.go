@@ -188,7 +188,7 @@ func TestSRVLowerPriorityWhileHigherHang(t *testing.T) {
 		{host: "h4", port: 80, prio: 2, hangIt: true},
 	})
 	clock := newFakeClock()
-	r := newZoneResolver(t, z, func(c *resolver.Config) { c.After = clock.After; c.SRVConcurrency = 4 })
+	r := newZoneResolver(t, z, func(c *resolver.Config) { c.Clock = clock; c.SRVConcurrency = 4 })
 	type result struct {
 		eps []resolver.Endpoint
 		err error
@@ -213,7 +213,8 @@ func TestSRVLowerPriorityWhileHigherHang(t *testing.T) {
 		t.Fatalf("Resolve returned before the silent targets' deadline: %v %v", res.eps, res.err)
 	default: // they wait for their deadline: the stub's timeout is a minute
 	}
-	assert.Equal(t, 5, clock.advance(2*time.Second), "one deadline per target, of 2 s (the default)")
+	assert.Equal(t, 4, clock.advance(2*time.Second), "the silent targets' deadlines fire; ok's was stopped when it resolved")
+	assert.Equal(t, 0, clock.Pending(), "no timer left behind")
 	res := <-done
 	require.NoError(t, res.err)
 	assert.Equal(t, []string{"tcp://ok.hang.test=127.1.0.3:8080"}, strs(res.eps))
@@ -236,7 +237,7 @@ func TestSRVEveryTargetHangs(t *testing.T) {
 	}
 	z := startSRVZone(t, "_x._tcp.silent.test", 60, targets)
 	clock := newFakeClock()
-	r := newZoneResolver(t, z, func(c *resolver.Config) { c.After = clock.After })
+	r := newZoneResolver(t, z, func(c *resolver.Config) { c.Clock = clock })
 	done := make(chan error, 1)
 	go func() {
 		_, err := r.Resolve(hangGuard(t), "srv://_x._tcp.silent.test")

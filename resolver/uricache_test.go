@@ -3,7 +3,6 @@ package resolver_test
 import (
 	"context"
 	"net/netip"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -11,25 +10,36 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/conduit-go/conduit/clock"
 	"github.com/conduit-go/conduit/resolver"
 	"github.com/conduit-go/conduit/resolver/dnsstub"
 )
 
-type manualClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *manualClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *manualClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
+// TestResolveCacheOnResolverClock: Config.Clock is the DNS stub's clock
+// too when DNS.Clock is nil, so both caches expire on it together; the
+// caller's dnsstub.Config is left as it was.
+func TestResolveCacheOnResolverClock(t *testing.T) {
+	srv := startDNS(t, 60)
+	ctx := context.Background()
+	clk := clock.NewManual(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
+	dcfg := &dnsstub.Config{Nameservers: []netip.AddrPort{srv.addr}}
+	r, err := resolver.New(&resolver.Config{HostsFile: "-", DNS: dcfg, Clock: clk})
+	require.NoError(t, err)
+	defer r.Close()
+	assert.Nil(t, dcfg.Clock)
+	resolve := func() {
+		t.Helper()
+		_, err := r.Resolve(ctx, "tcp://a.test:80")
+		require.NoError(t, err)
+	}
+	resolve()
+	assert.Equal(t, int64(2), srv.queries.Load(), "A and AAAA once")
+	clk.Advance(59 * time.Second)
+	resolve()
+	assert.Equal(t, int64(2), srv.queries.Load())
+	clk.Advance(time.Second)
+	resolve()
+	assert.Equal(t, int64(4), srv.queries.Load(), "asked again at expiry: the stub's cache expired on the same clock")
 }
 
 // TestResolveCache: DNS answers are cached until their TTL (on the stub's
@@ -38,8 +48,8 @@ func (c *manualClock) Advance(d time.Duration) {
 func TestResolveCache(t *testing.T) {
 	srv := startDNS(t, 60)
 	ctx := context.Background()
-	clock := &manualClock{now: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
-	r := newDNSResolver(t, srv, func(c *dnsstub.Config) { c.Clock = clock.Now })
+	clk := clock.NewManual(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
+	r := newDNSResolver(t, srv, func(c *dnsstub.Config) { c.Clock = clk })
 	want := []string{"tcp://a.test=192.0.2.1:80", "tcp://a.test=[2001:db8::1]:80"}
 	for range 3 {
 		eps, err := r.Resolve(ctx, "tcp://a.test:80")
@@ -47,11 +57,11 @@ func TestResolveCache(t *testing.T) {
 		assert.Equal(t, want, strs(eps))
 	}
 	assert.Equal(t, int64(2), srv.queries.Load(), "A and AAAA once")
-	clock.Advance(59 * time.Second)
+	clk.Advance(59 * time.Second)
 	_, err := r.Resolve(ctx, "tcp://a.test:80")
 	require.NoError(t, err)
 	assert.Equal(t, int64(2), srv.queries.Load())
-	clock.Advance(time.Second)
+	clk.Advance(time.Second)
 	eps, err := r.Resolve(ctx, "tcp://a.test:80")
 	require.NoError(t, err)
 	assert.Equal(t, want, strs(eps))

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/conduit-go/conduit/clock"
 	"github.com/conduit-go/conduit/internal/netaddr"
 	"github.com/conduit-go/conduit/resolver/dnsstub"
 )
@@ -29,8 +30,8 @@ type URIResolver struct {
 	preferIPv4 bool
 	rewrites   rewriteRules
 	randMu     sync.Mutex
-	rand       *rand.Rand // nil: the global source
-	after      func(d time.Duration) <-chan time.Time
+	rand       *rand.Rand    // nil: the global source
+	clock      clock.Clock   // Config.Clock or the real one
 	refresh    time.Duration // Config.RefreshInterval
 	minRefresh time.Duration // Config.MinRefreshInterval
 	log        *slog.Logger
@@ -82,7 +83,7 @@ func New(cfg *Config) (*URIResolver, error) {
 		services:   services,
 		lookupSRV:  cfg.LookupSRV,
 		preferIPv4: cfg.PreferIPv4,
-		after:      cfg.After,
+		clock:      cfg.Clock,
 		refresh:    cfg.RefreshInterval,
 		minRefresh: cfg.MinRefreshInterval,
 		log:        cfg.Logger,
@@ -97,8 +98,8 @@ func New(cfg *Config) (*URIResolver, error) {
 	if cfg.Rand != nil {
 		r.rand = rand.New(cfg.Rand)
 	}
-	if r.after == nil {
-		r.after = time.After
+	if r.clock == nil {
+		r.clock = clock.Real()
 	}
 	if r.refresh <= 0 {
 		r.refresh = 30 * time.Second
@@ -115,7 +116,7 @@ func New(cfg *Config) (*URIResolver, error) {
 	if r.targetTimeout <= 0 {
 		r.targetTimeout = defaultSRVTargetTimeout
 	}
-	r.now = time.Now
+	r.now = r.clock.Now
 	// Sorted, so that "Host" and "host" merge the same way every time.
 	for _, name := range slices.Sorted(maps.Keys(cfg.Hosts)) {
 		k := hostsKey(name)
@@ -147,6 +148,11 @@ func (r *URIResolver) setLookups(cfg *Config) error {
 		if dnsCfg == nil {
 			dnsCfg, _ = dnsstub.ReadResolvConf(DefaultResolvConf) // nil when unreadable
 		}
+		if dnsCfg != nil && dnsCfg.Clock == nil && cfg.Clock != nil {
+			c := *dnsCfg // the stub's clock is the resolver's
+			c.Clock = cfg.Clock
+			dnsCfg = &c
+		}
 		if dnsCfg != nil {
 			stub, err := dnsstub.New(dnsCfg)
 			if err != nil {
@@ -165,7 +171,7 @@ func (r *URIResolver) setLookups(cfg *Config) error {
 		r.lookup = r.stub.LookupHostTTL
 		r.cacheDNS = cfg.DNS == nil || cfg.DNS.Cache.MaxEntries >= 0
 		if cfg.DNS != nil && cfg.DNS.Clock != nil {
-			r.now = cfg.DNS.Clock
+			r.now = cfg.DNS.Clock.Now
 		}
 	default:
 		r.lookup = func(ctx context.Context, host string) ([]netip.Addr, time.Duration, error) {

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/conduit-go/conduit/clock"
 )
 
 // An Update is a change seen by Watch: the current endpoints, and the
@@ -114,10 +116,12 @@ func (r *URIResolver) watch(ctx context.Context, uri string, ch chan<- Update) {
 			delay = r.jitter(ttl) // TTL 0: the minimum interval
 		}
 		first = false
+		fired, t := clock.After(r.clock, delay)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return
-		case <-r.after(delay):
+		case <-fired:
 		}
 	}
 }

@@ -12,24 +12,28 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/conduit-go/conduit/clock"
 	"github.com/conduit-go/conduit/resolver"
 	"github.com/conduit-go/conduit/resolver/dnsstub"
 )
 
-// fakeTimers is Config.After for tests: each call reports its duration
-// and waits for the test to fire.
+// fakeTimers is Config.Clock for tests of one timer at a time: a
+// manual clock whose AfterFunc reports each duration (and waits for the
+// test to take it); fire advances the clock past the timer.
 type fakeTimers struct {
+	*clock.Manual
 	req  chan time.Duration
-	fire chan time.Time
+	last time.Duration // the duration next returned last
 }
 
 func newFakeTimers() *fakeTimers {
-	return &fakeTimers{req: make(chan time.Duration, 1), fire: make(chan time.Time)}
+	return &fakeTimers{Manual: clock.NewManual(time.Unix(0, 0)), req: make(chan time.Duration, 1)}
 }
 
-func (f *fakeTimers) After(d time.Duration) <-chan time.Time {
+func (f *fakeTimers) AfterFunc(d time.Duration, fn func()) clock.Timer {
+	t := f.Manual.AfterFunc(d, fn)
 	f.req <- d
-	return f.fire
+	return t
 }
 
 // next waits for the watcher to arm its timer and returns the duration.
@@ -37,12 +41,17 @@ func (f *fakeTimers) next(t *testing.T) time.Duration {
 	t.Helper()
 	select {
 	case d := <-f.req:
+		f.last = d
 		return d
 	case <-time.After(5 * time.Second):
 		t.Fatal("no timer armed")
 		return 0
 	}
 }
+
+// fire advances the clock by the duration of the timer armed last, so
+// that it fires.
+func (f *fakeTimers) fire() { f.Advance(f.last) }
 
 func recv(t *testing.T, ch <-chan resolver.Update) resolver.Update {
 	t.Helper()
@@ -76,7 +85,7 @@ func TestWatch(t *testing.T) {
 			"a.w.test": {netip.MustParseAddr("192.0.2.1")},
 			"b.w.test": {netip.MustParseAddr("192.0.2.2")},
 		},
-		After: timers.After,
+		Clock: timers,
 		LookupSRV: func(ctx context.Context, name string) ([]dnsstub.SRV, error) {
 			mu.Lock()
 			defer mu.Unlock()
@@ -97,33 +106,33 @@ func TestWatch(t *testing.T) {
 
 	// A new target: an update.
 	set(nil, "a.w.test.", "b.w.test.")
-	timers.fire <- time.Time{}
+	timers.fire()
 	u = recv(t, ch)
 	require.NoError(t, u.Err)
 	assert.ElementsMatch(t, []string{"tcp://a.w.test=192.0.2.1:80", "tcp://b.w.test=192.0.2.2:80"}, strs(u.Endpoints))
 	timers.next(t)
 
 	// No change: no update.
-	timers.fire <- time.Time{}
+	timers.fire()
 	timers.next(t)
 	assert.Len(t, ch, 0)
 
 	// Failure: one update with the last good set, then backoff.
 	set(errors.New("backend exploded"))
-	timers.fire <- time.Time{}
+	timers.fire()
 	u = recv(t, ch)
 	require.Error(t, u.Err)
 	assert.Len(t, u.Endpoints, 2)
 	d1 := timers.next(t)
 	assert.True(t, d1 >= time.Second && d1 <= 1100*time.Millisecond, "%v", d1)
-	timers.fire <- time.Time{}
+	timers.fire()
 	d2 := timers.next(t)
 	assert.True(t, d2 >= 1800*time.Millisecond && d2 <= 2200*time.Millisecond, "%v", d2)
 	assert.Len(t, ch, 0, "still failing: no update")
 
 	// Recovery.
 	set(nil, "b.w.test.")
-	timers.fire <- time.Time{}
+	timers.fire()
 	u = recv(t, ch)
 	require.NoError(t, u.Err)
 	assert.Equal(t, []string{"tcp://b.w.test=192.0.2.2:80"}, strs(u.Endpoints))

@@ -33,7 +33,7 @@ func watchRefreshes(t *testing.T, r *resolver.URIResolver, timers *fakeTimers, u
 		if check != nil {
 			check(i + 1)
 		}
-		timers.fire <- time.Time{}
+		timers.fire()
 	}
 	timers.next(t)
 	cancel()
@@ -68,7 +68,7 @@ func TestWatchTTLZero(t *testing.T) {
 			z := startSRVZone(t, "_x._tcp.zero.test", 0, []srvTarget{{host: "t0", port: 80}})
 			timers := newFakeTimers()
 			r := newZoneResolver(t, z, func(c *resolver.Config) {
-				c.After = timers.After
+				c.Clock = timers
 				c.Rand = rand.NewPCG(3, 4)
 				c.MinRefreshInterval = floor
 			})
@@ -85,7 +85,7 @@ func TestWatchTTLZero(t *testing.T) {
 func TestWatchSRVTTLZero(t *testing.T) {
 	z := startSRVZone(t, "_x._tcp.zero.test", 0, []srvTarget{{host: "t0", port: 80}})
 	clock := newFakeClock()
-	r := newZoneResolver(t, z, func(c *resolver.Config) { c.After = clock.After; c.Rand = rand.NewPCG(5, 6) })
+	r := newZoneResolver(t, z, func(c *resolver.Config) { c.Clock = clock; c.Rand = rand.NewPCG(5, 6) })
 	ds := watchClock(t, r, clock, z, "srv://_x._tcp.zero.test", 20)
 	assertJittered(t, ds, time.Second, 1100*time.Millisecond)
 }
@@ -126,7 +126,7 @@ func TestWatchPositiveTTL(t *testing.T) {
 		z := startSRVZone(t, "_x._tcp.pos.test", 60, []srvTarget{{host: "t0", port: 80}})
 		timers := newFakeTimers()
 		r := newZoneResolver(t, z, func(c *resolver.Config) {
-			c.After = timers.After
+			c.Clock = timers
 			c.Rand = rand.NewPCG(1, 1)
 			c.DNS.Cache.MaxEntries = -1 // every refresh asks the server
 		})
@@ -139,7 +139,7 @@ func TestWatchPositiveTTL(t *testing.T) {
 		z := startSRVZone(t, "_x._tcp.pos.test", 2, []srvTarget{{host: "t0", port: 80}})
 		timers := newFakeTimers()
 		r := newZoneResolver(t, z, func(c *resolver.Config) {
-			c.After = timers.After
+			c.Clock = timers
 			c.Rand = rand.NewPCG(1, 2)
 			c.MinRefreshInterval = 5 * time.Second
 			c.DNS.Cache.MaxEntries = -1
@@ -151,7 +151,7 @@ func TestWatchPositiveTTL(t *testing.T) {
 		z := startSRVZone(t, "_x._tcp.pos.test", 300, []srvTarget{{host: "t0", port: 80}})
 		clock := newFakeClock()
 		r := newZoneResolver(t, z, func(c *resolver.Config) {
-			c.After = clock.After
+			c.Clock = clock
 			c.Rand = rand.NewPCG(1, 3)
 			c.DNS.Cache.MaxEntries = -1
 		})
@@ -160,13 +160,13 @@ func TestWatchPositiveTTL(t *testing.T) {
 	})
 	t.Run("no TTL", func(t *testing.T) {
 		timers := newFakeTimers()
-		r := newTestResolver(t, &resolver.Config{After: timers.After, Rand: rand.NewPCG(2, 2)})
+		r := newTestResolver(t, &resolver.Config{Clock: timers, Rand: rand.NewPCG(2, 2)})
 		ds := watchRefreshes(t, r, timers, "tcp://example.com:80", 20, nil)
 		assertJittered(t, ds, 27*time.Second, 33*time.Second)
 	})
 	t.Run("no TTL, RefreshInterval below the minimum", func(t *testing.T) {
 		timers := newFakeTimers()
-		r := newTestResolver(t, &resolver.Config{After: timers.After, Rand: rand.NewPCG(2, 3),
+		r := newTestResolver(t, &resolver.Config{Clock: timers, Rand: rand.NewPCG(2, 3),
 			RefreshInterval: 2 * time.Second, MinRefreshInterval: 10 * time.Second})
 		ds := watchRefreshes(t, r, timers, "tcp://example.com:80", 20, nil)
 		assertJittered(t, ds, 10*time.Second, 11*time.Second)
@@ -178,7 +178,7 @@ func TestWatchPositiveTTL(t *testing.T) {
 func TestWatchBackoffFromMinimum(t *testing.T) {
 	timers := newFakeTimers()
 	r := newTestResolver(t, &resolver.Config{
-		After: timers.After, MinRefreshInterval: 3 * time.Second,
+		Clock: timers, MinRefreshInterval: 3 * time.Second,
 		LookupHost: func(ctx context.Context, host string) ([]netip.Addr, error) {
 			return nil, errors.New("backend exploded")
 		},
@@ -191,7 +191,7 @@ func TestWatchBackoffFromMinimum(t *testing.T) {
 	for i, want := range []time.Duration{3 * time.Second, 6 * time.Second, 12 * time.Second} {
 		d := timers.next(t)
 		assert.True(t, d >= want*9/10 && d <= want*11/10, "backoff %d: %v, want %v ±10%%", i, d, want)
-		timers.fire <- time.Time{}
+		timers.fire()
 	}
 	timers.next(t)
 	cancel()

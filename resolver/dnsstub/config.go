@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/conduit-go/conduit/clock"
 )
 
 // Config configures a Stub. The zero value works: 127.0.0.1:53, no search
@@ -34,9 +36,10 @@ type Config struct {
 	MaxCNAME int
 	// Cache configures the answer cache.
 	Cache CacheConfig
-	// Clock returns the current time for the cache. Nil means time.Now.
-	// (Network timeouts use real time.)
-	Clock func() time.Time
+	// Clock is the cache's clock: it times the answers' TTLs and the
+	// stale answers. Nil means clock.Real(). (Network timeouts use real
+	// time.)
+	Clock clock.Clock
 	// Logger receives debug messages (dropped responses, retries). Nil
 	// means none.
 	Logger *slog.Logger

@@ -11,6 +11,8 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/stretchr/testify/require"
+
+	"github.com/conduit-go/conduit/clock"
 )
 
 // fakeServer is an in-process DNS server on 127.0.0.1, UDP and TCP on the
@@ -138,33 +140,16 @@ func zoneReply(r *dns.Msg) *dns.Msg {
 	return m
 }
 
-// fakeClock is a clock the test advances.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock() *fakeClock { return &fakeClock{now: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
+// newClock returns a clock the test advances.
+func newClock() *clock.Manual { return clock.NewManual(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)) }
 
 // newStub returns a Stub asking servers, with a short timeout and the
 // fake clock, closed when the test ends.
-func newStub(t testing.TB, clock *fakeClock, servers ...*fakeServer) *Stub {
+func newStub(t testing.TB, clk *clock.Manual, servers ...*fakeServer) *Stub {
 	t.Helper()
 	cfg := &Config{Timeout: 300 * time.Millisecond, Attempts: 1}
-	if clock != nil {
-		cfg.Clock = clock.Now
+	if clk != nil {
+		cfg.Clock = clk
 	}
 	for _, s := range servers {
 		cfg.Nameservers = append(cfg.Nameservers, s.addr)

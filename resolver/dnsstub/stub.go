@@ -82,14 +82,14 @@ func New(cfg *Config) (*Stub, error) {
 		udpSize:  cfg.udpSize(),
 		maxCNAME: cfg.maxCNAME(),
 		cachecfg: cfg.Cache,
-		now:      cfg.Clock,
+		now:      time.Now,
 		log:      cfg.Logger,
 		cache:    make(map[cacheKey]*entry),
 		hosts:    make(map[string]*hostEntry),
 		flights:  make(map[cacheKey]*flight),
 	}
-	if s.now == nil {
-		s.now = time.Now
+	if cfg.Clock != nil {
+		s.now = cfg.Clock.Now
 	}
 	for _, ns := range cfg.Nameservers {
 		if !ns.Addr().IsValid() {

@@ -301,7 +301,7 @@ func TestCache(t *testing.T) {
 func TestCacheClamps(t *testing.T) {
 	srv := startFake(t, zoneHandler)
 	clock := newClock()
-	s, err := New(&Config{Nameservers: []netip.AddrPort{srv.addr}, Clock: clock.Now,
+	s, err := New(&Config{Nameservers: []netip.AddrPort{srv.addr}, Clock: clock,
 		Cache: CacheConfig{MinTTL: 100 * time.Second, MaxTTL: 200 * time.Second, NegativeTTL: 5 * time.Second}})
 	require.NoError(t, err)
 	defer s.Close()

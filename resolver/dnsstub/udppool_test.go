@@ -212,7 +212,7 @@ func TestPoolRefused(t *testing.T) {
 func TestHostCacheInvalidated(t *testing.T) {
 	srv := startFake(t, numberedHandler)
 	clock := newClock()
-	cfg := &Config{Nameservers: []netip.AddrPort{srv.addr}, Clock: clock.Now, Cache: CacheConfig{MaxEntries: 2}}
+	cfg := &Config{Nameservers: []netip.AddrPort{srv.addr}, Clock: clock, Cache: CacheConfig{MaxEntries: 2}}
 	s, err := New(cfg)
 	require.NoError(t, err)
 	defer s.Close()
@@ -237,7 +237,7 @@ func TestHostCacheInvalidated(t *testing.T) {
 
 	// With room for one entry, A and AAAA evict each other: the merged
 	// answer is never cached.
-	s1, err := New(&Config{Nameservers: []netip.AddrPort{srv.addr}, Clock: clock.Now, Cache: CacheConfig{MaxEntries: 1}})
+	s1, err := New(&Config{Nameservers: []netip.AddrPort{srv.addr}, Clock: clock, Cache: CacheConfig{MaxEntries: 1}})
 	require.NoError(t, err)
 	defer s1.Close()
 	n = srv.queries.Load()
