@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"reflect"
+
+	"github.com/conduit-go/conduit/endpoint"
 )
 
 // Handshake failure kinds. A *HandshakeError matches its Kind with
@@ -74,9 +76,12 @@ func (e *HandshakeError) Error() string {
 	return "tls handshake with " + who + ": " + e.Kind.Error() + ": " + e.Err.Error()
 }
 
-// Is matches Kind and ErrHandshake.
+// Is matches Kind and ErrHandshake, and endpoint.ErrTimeout (conduit's
+// ErrTimeout) when the handshake ran out of time. A handshake that failed
+// on a refused, reset or closed connection matches that cause through
+// Err.
 func (e *HandshakeError) Is(target error) bool {
-	return target == e.Kind || target == ErrHandshake
+	return target == e.Kind || target == ErrHandshake || target == endpoint.ErrTimeout && e.Timeout()
 }
 
 // Unwrap returns Err.
