@@ -54,7 +54,7 @@ type Config struct {
 
 	// Stack is the TCP provider of the built-in tcp transport; nil means
 	// the kernel's.
-	Stack tcpflow.Stack
+	Stack Stack
 
 	// TLS configures the built-in TLS transport.
 	TLS TLSConfig
@@ -95,7 +95,6 @@ type Conduit struct {
 	res    resolver.Resolver
 	resErr error
 	closer func() error
-	stack  tcpflow.Stack
 	clock  clock.Clock // cfg.Clock or the real one
 }
 

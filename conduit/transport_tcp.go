@@ -3,6 +3,7 @@ package conduit
 import (
 	"context"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 	"sync"
@@ -11,18 +12,31 @@ import (
 	"github.com/conduit-go/conduit/tcpflow"
 )
 
+// A Stack is what the tcp transport needs of a TCP provider: to open
+// connections and to listen. tcpflow's kernel backend (tcpflow.NewKernel)
+// and its userspace stack (tcpflow/stack) are both one.
+type Stack interface {
+	CreateConnection(ctx context.Context, dst netip.AddrPort, opts tcpflow.DialOptions) (tcpflow.Flow, error)
+	ListenFlows(ctx context.Context, addr netip.AddrPort, ka *tcpflow.Keepalive) (tcpflow.FlowListener, error)
+}
+
+var (
+	_ Stack = (*tcpflow.Kernel)(nil)
+	_ Stack = tcpflow.Stack(nil)
+)
+
 // TCPTransport is the built-in transport of resolver.TCP endpoints: it
-// dials and listens through a tcpflow.Stack, so its flows are
+// dials and listens through a Stack, so its flows are
 // tcpflow.Flows (Nagle on, with WriteNodelay to push at once).
 type TCPTransport struct {
 	// Stack is the TCP provider; nil means the kernel's.
-	Stack tcpflow.Stack
+	Stack Stack
 
 	once   sync.Once
-	kernel tcpflow.Stack
+	kernel Stack
 }
 
-func (t *TCPTransport) stack() tcpflow.Stack {
+func (t *TCPTransport) stack() Stack {
 	if t.Stack != nil {
 		return t.Stack
 	}
