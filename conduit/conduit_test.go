@@ -194,6 +194,7 @@ func TestDialErrors(t *testing.T) {
 			assert.ErrorAs(t, err, &oe)
 		})
 	}
+	t.Run("every transport", testDialErrorsEveryTransport) // dialerrors_test.go
 }
 
 func TestListenErrors(t *testing.T) {

@@ -1,33 +1,38 @@
 package conduit
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"github.com/hashicorp/go-multierror"
 
+	"github.com/conduit-go/conduit/endpoint"
 	"github.com/conduit-go/conduit/resolver"
 	"github.com/conduit-go/conduit/tcpflow"
 	"github.com/conduit-go/conduit/vchan"
 )
 
-// Sentinel errors. Test for them with errors.Is: the errors conduit
-// returns are *OpErrors that match these whatever the transport's own
-// error was (a tcpflow error, an errno, a context error).
+// Sentinel errors. Test for them with errors.Is.
+//
+// ErrRefused, ErrTimeout, ErrReset and ErrClosed are the shared causes of
+// package endpoint (net.ErrClosed the last): the transports' own errors
+// match them (tcpflow's, vchan's, tlsflow's, a custom transport's that
+// wraps them), so they match a flow's errors as well as Conduit's. The
+// *OpErrors Conduit returns match them also when the cause is what the
+// system or the standard library reported (an errno, a passed deadline;
+// see endpoint.HasCause).
 var (
 	// ErrRefused: the peer refused the connection (no listener).
-	ErrRefused = errors.New("conduit: connection refused")
-	// ErrTimeout: the operation did not finish before its deadline. An
-	// error matching it also has Timeout() == true.
-	ErrTimeout = errors.New("conduit: timed out")
+	ErrRefused = endpoint.ErrRefused
+	// ErrTimeout: the operation did not finish before its deadline, or
+	// the peer stopped answering. An error matching it also has
+	// Timeout() == true.
+	ErrTimeout = endpoint.ErrTimeout
 	// ErrReset: the peer reset the connection.
-	ErrReset = errors.New("conduit: connection reset by peer")
+	ErrReset = endpoint.ErrReset
 	// ErrUnknownScheme: no transport or resolver knows the URI's scheme.
 	ErrUnknownScheme = errors.New("conduit: unknown scheme")
 	// ErrNoEndpoints: the URI resolved to no endpoint.
@@ -152,44 +157,28 @@ func trimPackage(msg string) string {
 func (e *OpError) Unwrap() error { return e.Err }
 
 // Timeout reports whether the operation timed out; *OpError is a net.Error.
-func (e *OpError) Timeout() bool { return isTimeout(e.Err) }
+func (e *OpError) Timeout() bool { return endpoint.HasCause(e.Err, ErrTimeout) }
 
 // Temporary is required by net.Error; it always reports false.
 //
 // Deprecated: as for net.Error, temporary errors are not well defined.
 func (e *OpError) Temporary() bool { return false }
 
-// Is matches the conduit sentinels against the cause, whatever layer
-// produced it.
+// Is matches ErrUnknownScheme against the resolver's, and the shared
+// causes also where the cause is an error of the system or the standard
+// library (endpoint.HasCause): the transports' own errors match them
+// through Unwrap.
 func (e *OpError) Is(target error) bool {
 	switch target {
-	case ErrTimeout:
-		return isTimeout(e.Err)
-	case ErrRefused:
-		return errors.Is(e.Err, syscall.ECONNREFUSED) || errors.Is(e.Err, tcpflow.ErrRefused)
-	case ErrReset:
-		return errors.Is(e.Err, syscall.ECONNRESET) || errors.Is(e.Err, tcpflow.ErrReset) ||
-			errors.Is(e.Err, syscall.EPIPE)
 	case ErrUnknownScheme:
 		return errors.Is(e.Err, resolver.ErrUnknownScheme)
+	case ErrRefused, ErrTimeout, ErrReset:
+		return endpoint.HasCause(e.Err, target)
 	}
 	return false
 }
 
 var _ net.Error = (*OpError)(nil)
-
-// isTimeout reports whether err is, or wraps, a timeout.
-func isTimeout(err error) bool {
-	if err == nil {
-		return false
-	}
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) ||
-		errors.Is(err, tcpflow.ErrTimeout) || errors.Is(err, syscall.ETIMEDOUT) {
-		return true
-	}
-	var ne interface{ Timeout() bool }
-	return errors.As(err, &ne) && ne.Timeout()
-}
 
 // errorf is fmt.Errorf with the package prefix.
 func errorf(format string, args ...any) error {
