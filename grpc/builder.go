@@ -183,6 +183,11 @@ func newTappedResolver(cfg *cresolver.Config) (*cresolver.URIResolver, *srvTap, 
 			dnsCfg, _ = dnsstub.ReadResolvConf(cresolver.DefaultResolvConf) // nil when unreadable
 		}
 		if dnsCfg != nil {
+			if dnsCfg.Clock == nil && c.Clock != nil {
+				// As the resolver's own stub: its clock unless DNS.Clock.
+				dnsCfg = dnsCfg.Clone()
+				dnsCfg.Clock = c.Clock
+			}
 			stub, err := dnsstub.New(dnsCfg)
 			if err != nil {
 				return nil, nil, nil, errors.New("conduitgrpc: " + err.Error())

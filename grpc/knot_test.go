@@ -29,7 +29,7 @@ func srvClient(t *testing.T, k *knot, clk *fakeClock, uri string, opts ...grpc.D
 	t.Helper()
 	b, err := conduitgrpc.NewBuilder(&conduitgrpc.Options{ResolverConfig: &resolver.Config{
 		HostsFile: "-",
-		DNS: &dnsstub.Config{Nameservers: []netip.AddrPort{k.addr}, Clock: clk,
+		DNS: &dnsstub.Config{Nameservers: []netip.AddrPort{k.addr},
 			// No cache: each refresh asks knot. (With the stub's cache, a
 			// refresh that the jitter brings before the TTL's end is
 			// answered from the cache, and the change is seen one
