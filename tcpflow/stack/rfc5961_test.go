@@ -9,9 +9,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/conduit-go/conduit/clock"
 	"github.com/conduit-go/conduit/tcpflow"
 	"github.com/conduit-go/conduit/tcpflow/header"
-	"github.com/conduit-go/conduit/tcpflow/internal/clock"
 )
 
 // forge sends b a segment as if from a's end of the connection fa.

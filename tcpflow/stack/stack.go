@@ -18,9 +18,9 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/conduit-go/conduit/clock"
 	"github.com/conduit-go/conduit/tcpflow"
 	"github.com/conduit-go/conduit/tcpflow/header"
-	"github.com/conduit-go/conduit/tcpflow/internal/clock"
 	"github.com/conduit-go/conduit/tcpflow/link"
 	"github.com/conduit-go/conduit/tcpflow/tcp"
 )

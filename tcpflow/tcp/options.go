@@ -5,7 +5,7 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/conduit-go/conduit/tcpflow/internal/clock"
+	"github.com/conduit-go/conduit/clock"
 )
 
 // Defaults of Options.

@@ -11,9 +11,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/conduit-go/conduit/clock"
 	"github.com/conduit-go/conduit/tcpflow"
 	"github.com/conduit-go/conduit/tcpflow/header"
-	"github.com/conduit-go/conduit/tcpflow/internal/clock"
 )
 
 // rawRig is a Protocol whose segments are captured, with the time each

@@ -8,8 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/conduit-go/conduit/clock"
 	"github.com/conduit-go/conduit/tcpflow"
-	"github.com/conduit-go/conduit/tcpflow/internal/clock"
 	"github.com/conduit-go/conduit/tcpflow/internal/listeners"
 )
 

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/conduit-go/conduit/clock"
 	"github.com/conduit-go/conduit/tcpflow/header"
-	"github.com/conduit-go/conduit/tcpflow/internal/clock"
 	"github.com/conduit-go/conduit/tcpflow/internal/seqnum"
 )
 

@@ -3,7 +3,7 @@ package tcp
 import (
 	"time"
 
-	"github.com/conduit-go/conduit/tcpflow/internal/clock"
+	"github.com/conduit-go/conduit/clock"
 )
 
 // timer is a lazily re-armed timer of an endpoint: set only moves a
