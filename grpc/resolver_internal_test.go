@@ -281,6 +281,19 @@ func TestBuildFails(t *testing.T) {
 	assert.Equal(t, 0, f.count())
 }
 
+func TestScheme(t *testing.T) {
+	b, err := NewBuilder(&Options{Resolver: newFakeWatcher()})
+	require.NoError(t, err)
+	defer b.Close()
+	assert.Equal(t, DefaultScheme, b.Scheme())
+	b2, err := NewBuilder(&Options{Resolver: newFakeWatcher(), Scheme: "svc"})
+	require.NoError(t, err)
+	defer b2.Close()
+	assert.Equal(t, "svc", b2.Scheme())
+	u, _ := url.Parse("svc:///https+srv://api.example")
+	assert.Equal(t, "api.example", b2.OverrideAuthority(gresolver.Target{URL: *u}))
+}
+
 func stateAddrs(s gresolver.State) []string {
 	var out []string
 	for _, e := range s.Endpoints {
