@@ -28,11 +28,11 @@ func TestRewrite(t *testing.T) {
 
 	r, err := resolver.New(&resolver.Config{HostsFile: "-", Rewrites: []resolver.Rewrite{{
 		Suffix: "internal",
-		Func: func(_ context.Context, q *resolver.RewriteRequest) ([]resolver.Endpoint, error) {
+		Func: func(_ context.Context, q *resolver.RewriteRequest) ([]endpoint.Endpoint, error) {
 			if q.TLS {
-				return []resolver.Endpoint{endpoint.TLS{ServerName: "svc.test", Inner: endpoint.Unix{Path: secure}}}, nil
+				return []endpoint.Endpoint{endpoint.TLS{ServerName: "svc.test", Inner: endpoint.Unix{Path: secure}}}, nil
 			}
-			return []resolver.Endpoint{endpoint.Unix{Path: plain}}, nil
+			return []endpoint.Endpoint{endpoint.Unix{Path: plain}}, nil
 		},
 	}}})
 	require.NoError(t, err)
