@@ -45,7 +45,7 @@ func TestHandshakeErrorCauses(t *testing.T) {
 	t.Run("reset", func(t *testing.T) {
 		c, srv := pair(t)
 		require.NoError(t, srv.(*net.TCPConn).SetLinger(0))
-		require.NoError(t, srv.Close()) // a RST
+		require.NoError(t, srv.Close())                                          // a RST
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second) // only against a hang
 		defer cancel()
 		_, err := Client(ctx, c, &Config{ServerName: "reset.test"})

@@ -33,7 +33,7 @@ type Conn struct {
 	hsMu  sync.Mutex  // serialises Handshake; guards hsErr
 	hsErr error
 
-	eof *eofReader // the inner connection as crypto/tls reads it
+	eof *innerConn // the inner connection as crypto/tls reads it
 }
 
 var _ net.Conn = (*Conn)(nil)
@@ -46,14 +46,16 @@ func newConn(tc *tls.Conn, inner net.Conn, client bool, name string) *Conn {
 // newTLSConn makes a Conn over inner; wrap makes the *tls.Conn over the
 // connection it is given (tls.Client or tls.Server with their config).
 func newTLSConn(inner net.Conn, client bool, name string, wrap func(net.Conn) *tls.Conn) *Conn {
-	eof := &eofReader{Conn: inner}
+	eof := &innerConn{Conn: inner}
+	eof.nodelay, _ = inner.(interface{ WriteNodelay([]byte) (int, error) })
 	c := newConn(wrap(eof), inner, client, name)
 	c.eof = eof
 	return c
 }
 
-// eofReader is the inner connection as crypto/tls sees it: it remembers
-// whether a Read of the inner connection returned io.EOF with no data.
+// innerConn is the inner connection as crypto/tls sees it: it remembers
+// whether a Read of the inner connection returned io.EOF with no data,
+// and pushes every record it writes.
 //
 // crypto/tls reads only the bytes it needs for the next record, so it
 // asks the inner connection for more after a record only when it has no
@@ -62,12 +64,26 @@ func newTLSConn(inner net.Conn, client bool, name string, wrap func(net.Conn) *t
 // end-of-file having been seen means the stream ended without
 // close_notify (crypto/tls reports a TCP close at a record boundary as a
 // clean io.EOF, for the sake of web servers that do this).
-type eofReader struct {
+type innerConn struct {
 	net.Conn
-	sawEOF atomic.Bool
+	sawEOF  atomic.Bool
+	nodelay interface{ WriteNodelay([]byte) (int, error) } // nil: plain Write
 }
 
-func (r *eofReader) Read(b []byte) (int, error) {
+// Write sends what crypto/tls has made of one Write call: whole records,
+// which it writes once each. An inner flow that holds small writes back
+// (a tcpflow flow: Nagle's algorithm is on) is asked to push them at
+// once, as a record is a whole message: held back behind an ACK the peer
+// delays, a request-response protocol over TLS would stall for tens of
+// milliseconds at each exchange.
+func (r *innerConn) Write(b []byte) (int, error) {
+	if r.nodelay != nil {
+		return r.nodelay.WriteNodelay(b)
+	}
+	return r.Conn.Write(b)
+}
+
+func (r *innerConn) Read(b []byte) (int, error) {
 	n, err := r.Conn.Read(b)
 	if n == 0 && err == io.EOF {
 		r.sawEOF.Store(true)
