@@ -83,7 +83,7 @@ type TLSConfig struct {
 // ListenResolver is implemented by resolvers that also resolve URIs to
 // listen on (port 0 allowed, no service discovery).
 type ListenResolver interface {
-	ResolveListen(ctx context.Context, uri string) ([]resolver.Endpoint, error)
+	ResolveListen(ctx context.Context, uri string) ([]endpoint.Endpoint, error)
 }
 
 // Conduit dials and listens on URIs. It is safe for concurrent use; the
@@ -146,7 +146,7 @@ func (c *Conduit) Registry() *Registry {
 
 // Resolve resolves uri to the endpoints Dial would try, in the order it
 // would try them (before Happy Eyeballs interleaves address families).
-func (c *Conduit) Resolve(ctx context.Context, uri string) ([]resolver.Endpoint, error) {
+func (c *Conduit) Resolve(ctx context.Context, uri string) ([]endpoint.Endpoint, error) {
 	c.init()
 	trace := ContextTrace(ctx)
 	trace.resolveStart(uri)
@@ -155,12 +155,12 @@ func (c *Conduit) Resolve(ctx context.Context, uri string) ([]resolver.Endpoint,
 	return eps, err
 }
 
-func (c *Conduit) resolve(ctx context.Context, uri string, listen bool) ([]resolver.Endpoint, error) {
+func (c *Conduit) resolve(ctx context.Context, uri string, listen bool) ([]endpoint.Endpoint, error) {
 	op := "resolve"
 	if listen {
 		op = "listen"
 	}
-	fail := func(err error) ([]resolver.Endpoint, error) {
+	fail := func(err error) ([]endpoint.Endpoint, error) {
 		return nil, &OpError{Op: op, URI: uri, Err: err}
 	}
 	if scheme, _, ok := strings.Cut(uri, "://"); ok {
@@ -183,7 +183,7 @@ func (c *Conduit) resolve(ctx context.Context, uri string, listen bool) ([]resol
 		return fail(c.resErr)
 	}
 	var (
-		eps []resolver.Endpoint
+		eps []endpoint.Endpoint
 		err error
 	)
 	if lr, ok := c.res.(ListenResolver); ok && listen {
@@ -223,7 +223,7 @@ func (c *Conduit) Dial(ctx context.Context, uri string) (Flow, error) {
 
 // DialEndpoints connects to one of the given endpoints with Happy
 // Eyeballs, as Dial does after resolution.
-func (c *Conduit) DialEndpoints(ctx context.Context, eps []resolver.Endpoint) (Flow, error) {
+func (c *Conduit) DialEndpoints(ctx context.Context, eps []endpoint.Endpoint) (Flow, error) {
 	c.init()
 	if len(eps) == 0 {
 		return nil, &OpError{Op: "dial", Err: ErrNoEndpoints}
@@ -259,7 +259,7 @@ func (c *Conduit) DialContext(ctx context.Context, network, address string) (net
 
 // dialOne validates an endpoint, with the endpoints it wraps, and dials
 // it through its transport.
-func (c *Conduit) dialOne(ctx context.Context, ep resolver.Endpoint) (Flow, error) {
+func (c *Conduit) dialOne(ctx context.Context, ep endpoint.Endpoint) (Flow, error) {
 	if err := endpoint.Validate(ep); err != nil {
 		return nil, err
 	}
@@ -269,14 +269,14 @@ func (c *Conduit) dialOne(ctx context.Context, ep resolver.Endpoint) (Flow, erro
 // dialValid dials an endpoint that was validated: the transports of
 // wrapping kinds dial their inner endpoints through it, not validated
 // again.
-func (c *Conduit) dialValid(ctx context.Context, ep resolver.Endpoint) (Flow, error) {
+func (c *Conduit) dialValid(ctx context.Context, ep endpoint.Endpoint) (Flow, error) {
 	t, ok := c.reg.Transport(ep.Kind())
 	if !ok {
 		return nil, fmt.Errorf("%w %q", ErrNoTransport, ep.Kind())
 	}
 	conn, err := t.Dial(ctx, ep, DialOptions{
 		Keepalive: c.cfg.Keepalive,
-		Dial: func(ctx context.Context, inner resolver.Endpoint) (net.Conn, error) {
+		Dial: func(ctx context.Context, inner endpoint.Endpoint) (net.Conn, error) {
 			return c.dialValid(ctx, inner)
 		},
 	})

@@ -21,8 +21,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/conduit-go/conduit/endpoint"
 	"github.com/conduit-go/conduit/internal/testutil"
-	"github.com/conduit-go/conduit/resolver"
 )
 
 func TestMain(m *testing.M) { testutil.VerifyNoLeaks(m) }
@@ -241,11 +241,11 @@ func TestRegistry(t *testing.T) {
 	assert.Equal(t, []string{"mem"}, r.Kinds())
 
 	def := NewDefaultRegistry(nil)
-	for _, k := range []string{resolver.KindTCP, resolver.KindUnix} {
+	for _, k := range []string{endpoint.KindTCP, endpoint.KindUnix} {
 		_, ok := def.Transport(k)
 		assert.True(t, ok, "default registry lacks %q", k)
 	}
-	require.Error(t, def.Register(resolver.KindTCP, &memTransport{}))
+	require.Error(t, def.Register(endpoint.KindTCP, &memTransport{}))
 }
 
 func TestCustomTransport(t *testing.T) {
@@ -284,11 +284,11 @@ func TestTrace(t *testing.T) {
 	var accepted atomic.Int32
 	tr := &Trace{
 		ResolveStart: func(uri string) { events = append(events, "resolve-start "+uri) },
-		ResolveDone: func(uri string, eps []resolver.Endpoint, err error) {
+		ResolveDone: func(uri string, eps []endpoint.Endpoint, err error) {
 			events = append(events, fmt.Sprintf("resolve-done %d %v", len(eps), err))
 		},
-		ConnectStart: func(ep resolver.Endpoint) { events = append(events, "connect-start "+ep.String()) },
-		ConnectDone: func(ep resolver.Endpoint, err error) {
+		ConnectStart: func(ep endpoint.Endpoint) { events = append(events, "connect-start "+ep.String()) },
+		ConnectDone: func(ep endpoint.Endpoint, err error) {
 			events = append(events, fmt.Sprintf("connect-done %s %v", ep, err))
 		},
 		Accept: func(local, remote net.Addr) { accepted.Add(1) },

@@ -56,7 +56,7 @@ type OpError struct {
 	// URI is the URI the caller passed (may be empty for DialEndpoints).
 	URI string
 	// Endpoint is the endpoint being dialed or listened on, if any.
-	Endpoint resolver.Endpoint
+	Endpoint endpoint.Endpoint
 	// Err is the cause.
 	Err error
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/conduit-go/conduit/endpoint"
 	"github.com/conduit-go/conduit/resolver"
 	"github.com/conduit-go/conduit/resolver/dnsstub"
 	"github.com/conduit-go/conduit/vchan"
@@ -84,7 +85,7 @@ func TestAttemptsNameEachEndpointOnce(t *testing.T) {
 	e := &OpError{Op: "dial", URI: uri}
 	var errs []error
 	for _, a := range []string{"[::1]:7", "127.0.0.1:7"} {
-		ep := resolver.TCP{Addr: netip.MustParseAddrPort(a), Host: "h.test"}
+		ep := endpoint.TCP{Addr: netip.MustParseAddrPort(a), Host: "h.test"}
 		errs = append(errs, &OpError{Op: "dial", URI: uri, Endpoint: ep,
 			Err: &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", fmt.Errorf("connection refused"))}})
 	}

@@ -8,7 +8,6 @@ import (
 	"github.com/hashicorp/go-multierror"
 
 	"github.com/conduit-go/conduit/endpoint"
-	"github.com/conduit-go/conduit/resolver"
 )
 
 // dialEndpoints races the endpoints with Happy Eyeballs v2 (RFC 8305 §5):
@@ -17,10 +16,10 @@ import (
 // after the fallback delay, whichever comes first. The first flow to
 // connect wins; the other attempts are cancelled and any flow they
 // still produce is closed by the attempt itself.
-func (c *Conduit) dialEndpoints(ctx context.Context, uri string, eps []resolver.Endpoint) (Flow, error) {
+func (c *Conduit) dialEndpoints(ctx context.Context, uri string, eps []endpoint.Endpoint) (Flow, error) {
 	eps = interleaveFamilies(eps)
 	trace := ContextTrace(ctx)
-	attempt := func(ctx context.Context, ep resolver.Endpoint) (Flow, error) {
+	attempt := func(ctx context.Context, ep endpoint.Endpoint) (Flow, error) {
 		trace.connectStart(ep)
 		f, err := c.dialOne(ctx, ep)
 		trace.connectDone(ep, err)
@@ -118,12 +117,12 @@ func combineDialErrors(uri string, errs []error) error {
 // interleaveFamilies reorders endpoints so that address families
 // alternate (RFC 8305 §4), keeping the order within each family and
 // starting with the family of the first endpoint.
-func interleaveFamilies(eps []resolver.Endpoint) []resolver.Endpoint {
+func interleaveFamilies(eps []endpoint.Endpoint) []endpoint.Endpoint {
 	if len(eps) < 2 {
 		return eps
 	}
 	var order []string
-	groups := map[string][]resolver.Endpoint{}
+	groups := map[string][]endpoint.Endpoint{}
 	for _, ep := range eps {
 		f := endpoint.Family(ep)
 		if _, ok := groups[f]; !ok {
@@ -134,7 +133,7 @@ func interleaveFamilies(eps []resolver.Endpoint) []resolver.Endpoint {
 	if len(order) == 1 {
 		return eps
 	}
-	out := make([]resolver.Endpoint, 0, len(eps))
+	out := make([]endpoint.Endpoint, 0, len(eps))
 	for len(out) < len(eps) {
 		for _, f := range order {
 			if g := groups[f]; len(g) > 0 {

@@ -14,34 +14,35 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/conduit-go/conduit/clock"
+	"github.com/conduit-go/conduit/endpoint"
 	"github.com/conduit-go/conduit/internal/testutil"
 	"github.com/conduit-go/conduit/resolver"
 )
 
-func tcpEP(s string) resolver.Endpoint {
-	return resolver.TCP{Addr: netip.MustParseAddrPort(s)}
+func tcpEP(s string) endpoint.Endpoint {
+	return endpoint.TCP{Addr: netip.MustParseAddrPort(s)}
 }
 
 func TestInterleaveFamilies(t *testing.T) {
 	v4a, v4b, v4c := tcpEP("127.0.0.1:1"), tcpEP("127.0.0.2:1"), tcpEP("127.0.0.3:1")
 	v6a, v6b := tcpEP("[::1]:1"), tcpEP("[::2]:1")
-	ux := resolver.Unix{Path: "/run/x"}
+	ux := endpoint.Unix{Path: "/run/x"}
 	for _, tc := range []struct {
 		name string
-		in   []resolver.Endpoint
-		want []resolver.Endpoint
+		in   []endpoint.Endpoint
+		want []endpoint.Endpoint
 	}{
 		{"empty", nil, nil},
-		{"one", []resolver.Endpoint{v4a}, []resolver.Endpoint{v4a}},
-		{"v6 first", []resolver.Endpoint{v6a, v6b, v4a, v4b, v4c}, []resolver.Endpoint{v6a, v4a, v6b, v4b, v4c}},
-		{"v4 first", []resolver.Endpoint{v4a, v4b, v6a}, []resolver.Endpoint{v4a, v6a, v4b}},
-		{"single family keeps order", []resolver.Endpoint{v4c, v4a, v4b}, []resolver.Endpoint{v4c, v4a, v4b}},
-		{"tls counts as inner family", []resolver.Endpoint{
-			resolver.TLS{ServerName: "a", Inner: v6a}, resolver.TLS{ServerName: "a", Inner: v6b}, resolver.TLS{ServerName: "a", Inner: v4a},
-		}, []resolver.Endpoint{
-			resolver.TLS{ServerName: "a", Inner: v6a}, resolver.TLS{ServerName: "a", Inner: v4a}, resolver.TLS{ServerName: "a", Inner: v6b},
+		{"one", []endpoint.Endpoint{v4a}, []endpoint.Endpoint{v4a}},
+		{"v6 first", []endpoint.Endpoint{v6a, v6b, v4a, v4b, v4c}, []endpoint.Endpoint{v6a, v4a, v6b, v4b, v4c}},
+		{"v4 first", []endpoint.Endpoint{v4a, v4b, v6a}, []endpoint.Endpoint{v4a, v6a, v4b}},
+		{"single family keeps order", []endpoint.Endpoint{v4c, v4a, v4b}, []endpoint.Endpoint{v4c, v4a, v4b}},
+		{"tls counts as inner family", []endpoint.Endpoint{
+			endpoint.TLS{ServerName: "a", Inner: v6a}, endpoint.TLS{ServerName: "a", Inner: v6b}, endpoint.TLS{ServerName: "a", Inner: v4a},
+		}, []endpoint.Endpoint{
+			endpoint.TLS{ServerName: "a", Inner: v6a}, endpoint.TLS{ServerName: "a", Inner: v4a}, endpoint.TLS{ServerName: "a", Inner: v6b},
 		}},
-		{"other kinds are a family", []resolver.Endpoint{ux, v4a, v4b}, []resolver.Endpoint{ux, v4a, v4b}},
+		{"other kinds are a family", []endpoint.Endpoint{ux, v4a, v4b}, []endpoint.Endpoint{ux, v4a, v4b}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			assert.Equal(t, tc.want, interleaveFamilies(tc.in))
@@ -53,19 +54,19 @@ func TestInterleaveFamilies(t *testing.T) {
 // says how each ends.
 type scriptTransport struct {
 	mu      sync.Mutex
-	started chan resolver.Endpoint
+	started chan endpoint.Endpoint
 	outcome map[string]chan error // per endpoint: nil error means connect
-	closed  chan resolver.Endpoint
+	closed  chan endpoint.Endpoint
 	// stubborn dials ignore cancellation, like a transport that
 	// completes its handshake anyway: the loser's flow must be closed.
 	stubborn bool
 }
 
-func newScript(eps ...resolver.Endpoint) *scriptTransport {
+func newScript(eps ...endpoint.Endpoint) *scriptTransport {
 	s := &scriptTransport{
-		started: make(chan resolver.Endpoint, len(eps)),
+		started: make(chan endpoint.Endpoint, len(eps)),
 		outcome: map[string]chan error{},
-		closed:  make(chan resolver.Endpoint, len(eps)),
+		closed:  make(chan endpoint.Endpoint, len(eps)),
 	}
 	for _, ep := range eps {
 		s.outcome[ep.String()] = make(chan error, 1)
@@ -73,7 +74,7 @@ func newScript(eps ...resolver.Endpoint) *scriptTransport {
 	return s
 }
 
-func (s *scriptTransport) Dial(ctx context.Context, ep resolver.Endpoint, _ DialOptions) (net.Conn, error) {
+func (s *scriptTransport) Dial(ctx context.Context, ep endpoint.Endpoint, _ DialOptions) (net.Conn, error) {
 	s.started <- ep
 	if s.stubborn {
 		ctx = context.Background()
@@ -91,15 +92,15 @@ func (s *scriptTransport) Dial(ctx context.Context, ep resolver.Endpoint, _ Dial
 	}
 }
 
-func (s *scriptTransport) Listen(context.Context, resolver.Endpoint, ListenOptions) (net.Listener, error) {
+func (s *scriptTransport) Listen(context.Context, endpoint.Endpoint, ListenOptions) (net.Listener, error) {
 	return nil, errors.ErrUnsupported
 }
 
 type closeRecorder struct {
 	net.Conn
-	ep     resolver.Endpoint
+	ep     endpoint.Endpoint
 	once   sync.Once
-	closed chan resolver.Endpoint
+	closed chan endpoint.Endpoint
 }
 
 func (c *closeRecorder) Close() error {
@@ -123,13 +124,13 @@ func (m *manualTimers) AfterFunc(d time.Duration, f func()) clock.Timer {
 // fire advances the clock by d, the delay of the timer armed last.
 func (m *manualTimers) fire(d time.Duration) { m.Advance(d) }
 
-func newScriptConduit(t *testing.T, s *scriptTransport, eps []resolver.Endpoint) (*Conduit, *manualTimers) {
+func newScriptConduit(t *testing.T, s *scriptTransport, eps []endpoint.Endpoint) (*Conduit, *manualTimers) {
 	reg := NewRegistry()
-	require.NoError(t, reg.Register(resolver.KindTCP, s))
+	require.NoError(t, reg.Register(endpoint.KindTCP, s))
 	timers := &manualTimers{Manual: clock.NewManual(time.Unix(0, 0)), created: make(chan time.Duration, 16)}
 	c := New(&Config{
 		Registry: reg,
-		Resolver: resolver.ResolverFunc(func(context.Context, string) ([]resolver.Endpoint, error) { return eps, nil }),
+		Resolver: resolver.ResolverFunc(func(context.Context, string) ([]endpoint.Endpoint, error) { return eps, nil }),
 		Clock:    timers,
 	})
 	return c, timers
@@ -140,7 +141,7 @@ func TestHappyEyeballsFallbackDelayStartsNextAndClosesLoser(t *testing.T) {
 	v6, v4 := tcpEP("[::1]:7"), tcpEP("127.0.0.1:7")
 	s := newScript(v6, v4)
 	s.stubborn = true
-	c, timers := newScriptConduit(t, s, []resolver.Endpoint{v6, v4})
+	c, timers := newScriptConduit(t, s, []endpoint.Endpoint{v6, v4})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
@@ -175,7 +176,7 @@ func TestHappyEyeballsFailureStartsNextAtOnceAndKeepsEveryError(t *testing.T) {
 	testutil.CheckLeaks(t)
 	a, b, c3 := tcpEP("[::1]:7"), tcpEP("127.0.0.1:7"), tcpEP("[::2]:7")
 	s := newScript(a, b, c3)
-	c, timers := newScriptConduit(t, s, []resolver.Endpoint{a, c3, b})
+	c, timers := newScriptConduit(t, s, []endpoint.Endpoint{a, c3, b})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	errc := make(chan error, 1)
@@ -210,7 +211,7 @@ func TestHappyEyeballsCancelStopsEveryAttempt(t *testing.T) {
 	testutil.CheckLeaks(t)
 	a, b := tcpEP("[::1]:7"), tcpEP("127.0.0.1:7")
 	s := newScript(a, b)
-	c, timers := newScriptConduit(t, s, []resolver.Endpoint{a, b})
+	c, timers := newScriptConduit(t, s, []endpoint.Endpoint{a, b})
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() {

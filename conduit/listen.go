@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/conduit-go/conduit/endpoint"
-	"github.com/conduit-go/conduit/resolver"
 	"github.com/conduit-go/conduit/tcpflow"
 	"github.com/conduit-go/conduit/tlsflow"
 )
@@ -100,7 +99,7 @@ const DefaultGracePeriod = 10 * time.Second
 type Listener struct {
 	net.Listener
 	uri      string
-	ep       resolver.Endpoint
+	ep       endpoint.Endpoint
 	slots    chan struct{} // nil without a connection limit
 	closed   chan struct{}
 	closeErr error
@@ -154,12 +153,12 @@ func (c *Conduit) Listen(ctx context.Context, uri string, opts ...ListenOption) 
 
 // listenOne listens on ep through its transport with opts; inner
 // endpoints get the same options.
-func (c *Conduit) listenOne(ctx context.Context, ep resolver.Endpoint, opts ListenOptions) (net.Listener, error) {
+func (c *Conduit) listenOne(ctx context.Context, ep endpoint.Endpoint, opts ListenOptions) (net.Listener, error) {
 	t, ok := c.reg.Transport(ep.Kind())
 	if !ok {
 		return nil, errors.Join(ErrNoTransport, errorf("kind %q", ep.Kind()))
 	}
-	opts.Listen = func(ctx context.Context, inner resolver.Endpoint) (net.Listener, error) {
+	opts.Listen = func(ctx context.Context, inner endpoint.Endpoint) (net.Listener, error) {
 		return c.listenOne(ctx, inner, opts)
 	}
 	return t.Listen(ctx, ep, opts)
@@ -167,7 +166,7 @@ func (c *Conduit) listenOne(ctx context.Context, ep resolver.Endpoint, opts List
 
 // Endpoint is the endpoint the listener is bound to, with the real port
 // when port 0 was asked for.
-func (l *Listener) Endpoint() resolver.Endpoint { return l.ep }
+func (l *Listener) Endpoint() endpoint.Endpoint { return l.ep }
 
 // URI is a URI that dials the listener, for example tcp://127.0.0.1:41235
 // or tls://127.0.0.1:41236 (with ?sni=NAME when the server name differs

@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/conduit-go/conduit/resolver"
+	"github.com/conduit-go/conduit/endpoint"
 )
 
 // memEndpoint is the endpoint of the in-memory test transport.
@@ -18,11 +18,11 @@ type memEndpoint struct{ Name string }
 func (memEndpoint) Kind() string     { return "mem" }
 func (e memEndpoint) String() string { return "mem://" + e.Name }
 
-func parseMem(_ context.Context, u *url.URL) ([]resolver.Endpoint, error) {
+func parseMem(_ context.Context, u *url.URL) ([]endpoint.Endpoint, error) {
 	if u.Host == "" {
 		return nil, errorf("mem URI %q has no name", u)
 	}
-	return []resolver.Endpoint{memEndpoint{u.Host}}, nil
+	return []endpoint.Endpoint{memEndpoint{u.Host}}, nil
 }
 
 // memTransport connects dialers to listeners by name through net.Pipe.
@@ -31,7 +31,7 @@ type memTransport struct {
 	listeners map[string]*memListener
 }
 
-func (t *memTransport) Dial(ctx context.Context, ep resolver.Endpoint, _ DialOptions) (net.Conn, error) {
+func (t *memTransport) Dial(ctx context.Context, ep endpoint.Endpoint, _ DialOptions) (net.Conn, error) {
 	t.mu.Lock()
 	l := t.listeners[ep.(memEndpoint).Name]
 	t.mu.Unlock()
@@ -49,7 +49,7 @@ func (t *memTransport) Dial(ctx context.Context, ep resolver.Endpoint, _ DialOpt
 	}
 }
 
-func (t *memTransport) Listen(_ context.Context, ep resolver.Endpoint, _ ListenOptions) (net.Listener, error) {
+func (t *memTransport) Listen(_ context.Context, ep endpoint.Endpoint, _ ListenOptions) (net.Listener, error) {
 	name := ep.(memEndpoint).Name
 	t.mu.Lock()
 	defer t.mu.Unlock()

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/conduit-go/conduit/endpoint"
 	"github.com/conduit-go/conduit/resolver"
 	"github.com/conduit-go/conduit/tcpflow"
 )
@@ -19,8 +20,8 @@ import (
 // returned connection. A Transport may return a plain net.Conn; conduit
 // adapts it with AsFlow. Implementations must be safe for concurrent use.
 type Transport interface {
-	Dial(ctx context.Context, ep resolver.Endpoint, opts DialOptions) (net.Conn, error)
-	Listen(ctx context.Context, ep resolver.Endpoint, opts ListenOptions) (net.Listener, error)
+	Dial(ctx context.Context, ep endpoint.Endpoint, opts DialOptions) (net.Conn, error)
+	Listen(ctx context.Context, ep endpoint.Endpoint, opts ListenOptions) (net.Listener, error)
 }
 
 // DialOptions are passed by a Conduit to Transport.Dial.
@@ -30,7 +31,7 @@ type DialOptions struct {
 	Keepalive *tcpflow.Keepalive
 	// Dial dials another endpoint through the same Conduit. Wrapping
 	// transports (TLS) use it for their inner endpoint.
-	Dial func(ctx context.Context, ep resolver.Endpoint) (net.Conn, error)
+	Dial func(ctx context.Context, ep endpoint.Endpoint) (net.Conn, error)
 }
 
 // ListenOptions configure a listener: Listen and Serve take them as
@@ -59,13 +60,13 @@ type ListenOptions struct {
 	// Listen listens on another endpoint through the same Conduit, with
 	// the same options. Wrapping transports (TLS) use it for their inner
 	// endpoint; Conduit sets it.
-	Listen func(ctx context.Context, ep resolver.Endpoint) (net.Listener, error)
+	Listen func(ctx context.Context, ep endpoint.Endpoint) (net.Listener, error)
 }
 
 // SchemeFunc parses a URI of a custom scheme into endpoints, for example
 // "mem://name" into a custom endpoint type. It returns an error for a
 // malformed URI.
-type SchemeFunc func(ctx context.Context, u *url.URL) ([]resolver.Endpoint, error)
+type SchemeFunc func(ctx context.Context, u *url.URL) ([]endpoint.Endpoint, error)
 
 // A Registry maps endpoint kinds to transports and custom URI schemes to
 // their parsers. It belongs to the Conduits that use it: there is no

@@ -5,7 +5,7 @@ import (
 	"crypto/tls"
 	"net"
 
-	"github.com/conduit-go/conduit/resolver"
+	"github.com/conduit-go/conduit/endpoint"
 )
 
 // Trace is a set of hooks called at the phases of a Dial or Listen, like
@@ -18,14 +18,14 @@ type Trace struct {
 	// ResolveStart is called before a URI is resolved.
 	ResolveStart func(uri string)
 	// ResolveDone is called with the resolved endpoints or the error.
-	ResolveDone func(uri string, endpoints []resolver.Endpoint, err error)
+	ResolveDone func(uri string, endpoints []endpoint.Endpoint, err error)
 	// ConnectStart is called when a dial of one endpoint begins.
-	ConnectStart func(ep resolver.Endpoint)
+	ConnectStart func(ep endpoint.Endpoint)
 	// ConnectDone is called when that dial ends, with its error.
-	ConnectDone func(ep resolver.Endpoint, err error)
+	ConnectDone func(ep endpoint.Endpoint, err error)
 	// TLSHandshakeStart and TLSHandshakeDone bracket a TLS handshake.
-	TLSHandshakeStart func(ep resolver.Endpoint)
-	TLSHandshakeDone  func(ep resolver.Endpoint, state tls.ConnectionState, err error)
+	TLSHandshakeStart func(ep endpoint.Endpoint)
+	TLSHandshakeDone  func(ep endpoint.Endpoint, state tls.ConnectionState, err error)
 	// Accept is called for each connection a Listener accepts.
 	Accept func(local, remote net.Addr)
 }
@@ -52,31 +52,31 @@ func (t *Trace) resolveStart(uri string) {
 	}
 }
 
-func (t *Trace) resolveDone(uri string, eps []resolver.Endpoint, err error) {
+func (t *Trace) resolveDone(uri string, eps []endpoint.Endpoint, err error) {
 	if t != nil && t.ResolveDone != nil {
 		t.ResolveDone(uri, eps, err)
 	}
 }
 
-func (t *Trace) connectStart(ep resolver.Endpoint) {
+func (t *Trace) connectStart(ep endpoint.Endpoint) {
 	if t != nil && t.ConnectStart != nil {
 		t.ConnectStart(ep)
 	}
 }
 
-func (t *Trace) connectDone(ep resolver.Endpoint, err error) {
+func (t *Trace) connectDone(ep endpoint.Endpoint, err error) {
 	if t != nil && t.ConnectDone != nil {
 		t.ConnectDone(ep, err)
 	}
 }
 
-func (t *Trace) tlsStart(ep resolver.Endpoint) {
+func (t *Trace) tlsStart(ep endpoint.Endpoint) {
 	if t != nil && t.TLSHandshakeStart != nil {
 		t.TLSHandshakeStart(ep)
 	}
 }
 
-func (t *Trace) tlsDone(ep resolver.Endpoint, st tls.ConnectionState, err error) {
+func (t *Trace) tlsDone(ep endpoint.Endpoint, st tls.ConnectionState, err error) {
 	if t != nil && t.TLSHandshakeDone != nil {
 		t.TLSHandshakeDone(ep, st, err)
 	}

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/conduit-go/conduit/resolver"
+	"github.com/conduit-go/conduit/endpoint"
 	"github.com/conduit-go/conduit/tcpflow"
 )
 
@@ -25,7 +25,7 @@ var (
 	_ Stack = tcpflow.Stack(nil)
 )
 
-// TCPTransport is the built-in transport of resolver.TCP endpoints: it
+// TCPTransport is the built-in transport of endpoint.TCP endpoints: it
 // dials and listens through a Stack, so its flows are
 // tcpflow.Flows (Nagle on, with WriteNodelay to push at once).
 type TCPTransport struct {
@@ -44,9 +44,9 @@ func (t *TCPTransport) stack() Stack {
 	return t.kernel
 }
 
-// Dial connects to a resolver.TCP endpoint.
-func (t *TCPTransport) Dial(ctx context.Context, ep resolver.Endpoint, opts DialOptions) (net.Conn, error) {
-	e, ok := ep.(resolver.TCP)
+// Dial connects to a endpoint.TCP endpoint.
+func (t *TCPTransport) Dial(ctx context.Context, ep endpoint.Endpoint, opts DialOptions) (net.Conn, error) {
+	e, ok := ep.(endpoint.TCP)
 	if !ok {
 		return nil, errorf("tcp transport cannot dial a %q endpoint", ep.Kind())
 	}
@@ -57,9 +57,9 @@ func (t *TCPTransport) Dial(ctx context.Context, ep resolver.Endpoint, opts Dial
 	return f, nil
 }
 
-// Listen listens on a resolver.TCP endpoint (port 0 picks a free port).
-func (t *TCPTransport) Listen(ctx context.Context, ep resolver.Endpoint, opts ListenOptions) (net.Listener, error) {
-	e, ok := ep.(resolver.TCP)
+// Listen listens on a endpoint.TCP endpoint (port 0 picks a free port).
+func (t *TCPTransport) Listen(ctx context.Context, ep endpoint.Endpoint, opts ListenOptions) (net.Listener, error) {
+	e, ok := ep.(endpoint.TCP)
 	if !ok {
 		return nil, errorf("tcp transport cannot listen on a %q endpoint", ep.Kind())
 	}
@@ -70,7 +70,7 @@ func (t *TCPTransport) Listen(ctx context.Context, ep resolver.Endpoint, opts Li
 	return l, nil
 }
 
-// UnixTransport is the built-in transport of resolver.Unix endpoints:
+// UnixTransport is the built-in transport of endpoint.Unix endpoints:
 // stream sockets on an absolute path. Abstract sockets ("@name", which
 // the socket API would put in Linux's abstract namespace) are refused,
 // as every path that is not absolute, with the error of
@@ -82,9 +82,9 @@ type UnixTransport struct {
 	RemoveStale bool
 }
 
-// Dial connects to a resolver.Unix endpoint.
-func (t *UnixTransport) Dial(ctx context.Context, ep resolver.Endpoint, _ DialOptions) (net.Conn, error) {
-	e, ok := ep.(resolver.Unix)
+// Dial connects to a endpoint.Unix endpoint.
+func (t *UnixTransport) Dial(ctx context.Context, ep endpoint.Endpoint, _ DialOptions) (net.Conn, error) {
+	e, ok := ep.(endpoint.Unix)
 	if !ok {
 		return nil, errorf("unix transport cannot dial a %q endpoint", ep.Kind())
 	}
@@ -100,10 +100,10 @@ func (t *UnixTransport) Dial(ctx context.Context, ep resolver.Endpoint, _ DialOp
 	return unixFlow{c.(*net.UnixConn)}, nil
 }
 
-// Listen listens on a resolver.Unix endpoint. The socket file is removed
+// Listen listens on a endpoint.Unix endpoint. The socket file is removed
 // when the listener is closed.
-func (t *UnixTransport) Listen(ctx context.Context, ep resolver.Endpoint, _ ListenOptions) (net.Listener, error) {
-	e, ok := ep.(resolver.Unix)
+func (t *UnixTransport) Listen(ctx context.Context, ep endpoint.Endpoint, _ ListenOptions) (net.Listener, error) {
+	e, ok := ep.(endpoint.Unix)
 	if !ok {
 		return nil, errorf("unix transport cannot listen on a %q endpoint", ep.Kind())
 	}
@@ -131,7 +131,7 @@ func (t *UnixTransport) Listen(ctx context.Context, ep resolver.Endpoint, _ List
 // them) with the endpoint's own Validate error. Conduit.Dial has
 // validated the endpoint already; this guards Listen and direct callers
 // for the price of one comparison.
-func socketPath(e resolver.Unix) (string, error) {
+func socketPath(e endpoint.Unix) (string, error) {
 	if !strings.HasPrefix(e.Path, "/") {
 		return "", e.Validate() // not nil: Validate refuses such a path
 	}
@@ -164,11 +164,11 @@ func NewDefaultRegistry(cfg *Config) *Registry {
 			panic(err) // a duplicate among the built-ins is a bug here
 		}
 	}
-	must(r.Register(resolver.KindTCP, &TCPTransport{Stack: cfg.Stack}))
-	must(r.Register(resolver.KindUnix, &UnixTransport{}))
-	must(r.Register(resolver.KindTLS, &TLSTransport{Config: cfg.TLS}))
+	must(r.Register(endpoint.KindTCP, &TCPTransport{Stack: cfg.Stack}))
+	must(r.Register(endpoint.KindUnix, &UnixTransport{}))
+	must(r.Register(endpoint.KindTLS, &TLSTransport{Config: cfg.TLS}))
 	vt := &VchanTransport{Config: cfg.Vchan}
-	must(r.Register(resolver.KindVchan, vt))
-	must(r.Register(resolver.KindVchanNamed, vt))
+	must(r.Register(endpoint.KindVchan, vt))
+	must(r.Register(endpoint.KindVchanNamed, vt))
 	return r
 }

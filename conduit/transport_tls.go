@@ -5,11 +5,11 @@ import (
 	"crypto/tls"
 	"net"
 
-	"github.com/conduit-go/conduit/resolver"
+	"github.com/conduit-go/conduit/endpoint"
 	"github.com/conduit-go/conduit/tlsflow"
 )
 
-// TLSTransport is the built-in transport of resolver.TLS endpoints: TLS
+// TLSTransport is the built-in transport of endpoint.TLS endpoints: TLS
 // over any inner endpoint, dialed or listened on through the same
 // Conduit. Its flows are *tlsflow.Conn.
 type TLSTransport struct {
@@ -37,8 +37,8 @@ func (t *TLSTransport) clientConfig(serverName string) *tlsflow.Config {
 }
 
 // Dial dials the inner endpoint and runs a client handshake over it.
-func (t *TLSTransport) Dial(ctx context.Context, ep resolver.Endpoint, opts DialOptions) (net.Conn, error) {
-	e, ok := ep.(resolver.TLS)
+func (t *TLSTransport) Dial(ctx context.Context, ep endpoint.Endpoint, opts DialOptions) (net.Conn, error) {
+	e, ok := ep.(endpoint.TLS)
 	if !ok {
 		return nil, errorf("tls transport cannot dial a %q endpoint", ep.Kind())
 	}
@@ -65,8 +65,8 @@ func (t *TLSTransport) Dial(ctx context.Context, ep resolver.Endpoint, opts Dial
 // (tlsflow.HandshakeListener): Accept returns only flows whose
 // handshake has completed, so a client that stalls its handshake holds
 // up no one and no connection slot; it is closed at opts.HandshakeTimeout.
-func (t *TLSTransport) Listen(ctx context.Context, ep resolver.Endpoint, opts ListenOptions) (net.Listener, error) {
-	e, ok := ep.(resolver.TLS)
+func (t *TLSTransport) Listen(ctx context.Context, ep endpoint.Endpoint, opts ListenOptions) (net.Listener, error) {
+	e, ok := ep.(endpoint.TLS)
 	if !ok {
 		return nil, errorf("tls transport cannot listen on a %q endpoint", ep.Kind())
 	}

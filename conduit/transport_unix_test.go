@@ -40,8 +40,8 @@ func TestUnixTransportRefusesAbstract(t *testing.T) {
 	peer, err := net.Listen("unix", name)
 	require.NoError(t, err)
 	defer peer.Close()
-	served := resolver.Unix{Path: name}
-	fresh := resolver.Unix{Path: abstractName(t, "fresh")}
+	served := endpoint.Unix{Path: name}
+	fresh := endpoint.Unix{Path: abstractName(t, "fresh")}
 
 	t.Run("transport", func(t *testing.T) {
 		for _, tr := range []*UnixTransport{{}, {RemoveStale: true}} {
@@ -50,7 +50,7 @@ func TestUnixTransportRefusesAbstract(t *testing.T) {
 				c.Close()
 			}
 			requireAbstractRefused(t, err)
-			for _, ep := range []resolver.Unix{served, fresh} {
+			for _, ep := range []endpoint.Unix{served, fresh} {
 				l, err := tr.Listen(ctx, ep, ListenOptions{})
 				if l != nil {
 					l.Close()
@@ -63,7 +63,7 @@ func TestUnixTransportRefusesAbstract(t *testing.T) {
 	// An empty path (which Linux would autobind to an abstract name) and
 	// a relative one are refused the same way, with their own message.
 	t.Run("not absolute", func(t *testing.T) {
-		for _, ep := range []resolver.Unix{{}, {Path: "rel.sock"}} {
+		for _, ep := range []endpoint.Unix{{}, {Path: "rel.sock"}} {
 			tr := &UnixTransport{RemoveStale: true}
 			c, err := tr.Dial(ctx, ep, DialOptions{})
 			if c != nil {
@@ -81,14 +81,14 @@ func TestUnixTransportRefusesAbstract(t *testing.T) {
 	t.Run("conduit", func(t *testing.T) {
 		// A resolver that hands out abstract endpoints, bare and under
 		// TLS, as a custom resolver could.
-		eps := map[string]resolver.Endpoint{
+		eps := map[string]endpoint.Endpoint{
 			"abs://served":     served,
 			"abs://fresh":      fresh,
-			"tls+abs://served": resolver.TLS{ServerName: testServerName, Inner: served},
-			"tls+abs://fresh":  resolver.TLS{ServerName: testServerName, Inner: fresh},
+			"tls+abs://served": endpoint.TLS{ServerName: testServerName, Inner: served},
+			"tls+abs://fresh":  endpoint.TLS{ServerName: testServerName, Inner: fresh},
 		}
-		c := New(&Config{TLS: testPKI(t), Resolver: resolver.ResolverFunc(func(_ context.Context, uri string) ([]resolver.Endpoint, error) {
-			return []resolver.Endpoint{eps[uri]}, nil
+		c := New(&Config{TLS: testPKI(t), Resolver: resolver.ResolverFunc(func(_ context.Context, uri string) ([]endpoint.Endpoint, error) {
+			return []endpoint.Endpoint{eps[uri]}, nil
 		})})
 		defer c.Close()
 		for _, uri := range []string{"abs://served", "tls+abs://served"} {
@@ -98,7 +98,7 @@ func TestUnixTransportRefusesAbstract(t *testing.T) {
 			}
 			requireAbstractRefused(t, err)
 		}
-		f, err := c.DialEndpoints(ctx, []resolver.Endpoint{served})
+		f, err := c.DialEndpoints(ctx, []endpoint.Endpoint{served})
 		if f != nil {
 			f.Close()
 		}

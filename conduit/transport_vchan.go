@@ -5,12 +5,11 @@ import (
 	"net"
 
 	"github.com/conduit-go/conduit/endpoint"
-	"github.com/conduit-go/conduit/resolver"
 	"github.com/conduit-go/conduit/vchan"
 )
 
-// VchanTransport is the built-in transport of resolver.VchanDirect and
-// resolver.VchanNamed endpoints: vchan rings in shared memory between
+// VchanTransport is the built-in transport of endpoint.VchanDirect and
+// endpoint.VchanNamed endpoints: vchan rings in shared memory between
 // processes, found through the store directory of Config.
 type VchanTransport struct {
 	// Config configures the rings and the store; nil means defaults.
@@ -19,7 +18,7 @@ type VchanTransport struct {
 
 // Dial connects to a vchan server by domain id (1..32751: domain id 0
 // only asks a listener for a free one, and is refused here) or by name.
-func (t *VchanTransport) Dial(ctx context.Context, ep resolver.Endpoint, _ DialOptions) (net.Conn, error) {
+func (t *VchanTransport) Dial(ctx context.Context, ep endpoint.Endpoint, _ DialOptions) (net.Conn, error) {
 	e, ok := ep.(endpoint.Vchan)
 	if !ok {
 		return nil, errorf("vchan transport cannot dial a %q endpoint", ep.Kind())
@@ -42,7 +41,7 @@ func dialVchan(c *vchan.Conn, err error) (net.Conn, error) {
 // listen as (vchan://0/PORT allocates a free domain id, which the
 // listener's URI then shows); a VchanNamed endpoint registers its name
 // for a freshly allocated domain.
-func (t *VchanTransport) Listen(ctx context.Context, ep resolver.Endpoint, _ ListenOptions) (net.Listener, error) {
+func (t *VchanTransport) Listen(ctx context.Context, ep endpoint.Endpoint, _ ListenOptions) (net.Listener, error) {
 	cfg := &vchan.Config{}
 	if t.Config != nil {
 		cfg = t.Config.Clone()

@@ -10,7 +10,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/conduit-go/conduit/endpoint"
-	"github.com/conduit-go/conduit/resolver"
 )
 
 // countedEndpoint counts the calls of its Validate method.
@@ -23,10 +22,10 @@ func (e countedEndpoint) Validate() error { e.n.Add(1); return nil }
 // refusingTransport refuses every dial.
 type refusingTransport struct{}
 
-func (refusingTransport) Dial(context.Context, resolver.Endpoint, DialOptions) (net.Conn, error) {
+func (refusingTransport) Dial(context.Context, endpoint.Endpoint, DialOptions) (net.Conn, error) {
 	return nil, errRefusedMem
 }
-func (refusingTransport) Listen(context.Context, resolver.Endpoint, ListenOptions) (net.Listener, error) {
+func (refusingTransport) Listen(context.Context, endpoint.Endpoint, ListenOptions) (net.Listener, error) {
 	return nil, errRefusedMem
 }
 
@@ -38,7 +37,7 @@ func TestDialValidatesOnce(t *testing.T) {
 	defer c.Close()
 	require.NoError(t, c.Registry().Register("counted", refusingTransport{}))
 	var n atomic.Int32
-	_, err := c.DialEndpoints(context.Background(), []resolver.Endpoint{
+	_, err := c.DialEndpoints(context.Background(), []endpoint.Endpoint{
 		endpoint.TLS{ServerName: "x", Inner: countedEndpoint{&n}},
 	})
 	require.Error(t, err)

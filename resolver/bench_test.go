@@ -12,6 +12,7 @@ import (
 	"github.com/miekg/dns"
 	"github.com/stretchr/testify/require"
 
+	"github.com/conduit-go/conduit/endpoint"
 	"github.com/conduit-go/conduit/resolver"
 	"github.com/conduit-go/conduit/resolver/dnsstub"
 )
@@ -80,7 +81,7 @@ func newDNSResolver(tb testing.TB, srv *dnsServer, configure func(*dnsstub.Confi
 func BenchmarkResolve(b *testing.B) {
 	srv := startDNS(b, 300)
 	ctx := context.Background()
-	run := func(b *testing.B, resolve func() ([]resolver.Endpoint, error)) {
+	run := func(b *testing.B, resolve func() ([]endpoint.Endpoint, error)) {
 		b.ReportAllocs()
 		for b.Loop() {
 			eps, err := resolve()
@@ -91,15 +92,15 @@ func BenchmarkResolve(b *testing.B) {
 	}
 	b.Run("cached/URIResolver", func(b *testing.B) {
 		r := newDNSResolver(b, srv, nil)
-		run(b, func() ([]resolver.Endpoint, error) { return r.Resolve(ctx, "tcp://cached.name:80") })
+		run(b, func() ([]endpoint.Endpoint, error) { return r.Resolve(ctx, "tcp://cached.name:80") })
 	})
 	b.Run("ip-literal/URIResolver", func(b *testing.B) {
 		r := newDNSResolver(b, srv, nil)
-		run(b, func() ([]resolver.Endpoint, error) { return r.Resolve(ctx, "tcp://192.0.2.1:80") })
+		run(b, func() ([]endpoint.Endpoint, error) { return r.Resolve(ctx, "tcp://192.0.2.1:80") })
 	})
 	b.Run("uncached/URIResolver", func(b *testing.B) {
 		r := newDNSResolver(b, srv, func(c *dnsstub.Config) { c.Cache.MaxEntries = -1 })
-		run(b, func() ([]resolver.Endpoint, error) { return r.Resolve(ctx, "tcp://uncached.name:80") })
+		run(b, func() ([]endpoint.Endpoint, error) { return r.Resolve(ctx, "tcp://uncached.name:80") })
 	})
 	b.Run("uncached/net.Resolver", func(b *testing.B) {
 		server := srv.addr.String()
@@ -107,7 +108,7 @@ func BenchmarkResolve(b *testing.B) {
 			var d net.Dialer
 			return d.DialContext(ctx, network, server)
 		}}
-		run(b, func() ([]resolver.Endpoint, error) {
+		run(b, func() ([]endpoint.Endpoint, error) {
 			host, port, err := net.SplitHostPort("uncached.name:80")
 			if err != nil {
 				return nil, err
@@ -120,9 +121,9 @@ func BenchmarkResolve(b *testing.B) {
 			if err != nil {
 				return nil, err
 			}
-			eps := make([]resolver.Endpoint, len(addrs))
+			eps := make([]endpoint.Endpoint, len(addrs))
 			for i, a := range addrs {
-				eps[i] = resolver.TCP{Host: host, Addr: netip.AddrPortFrom(a.Unmap(), uint16(p))}
+				eps[i] = endpoint.TCP{Host: host, Addr: netip.AddrPortFrom(a.Unmap(), uint16(p))}
 			}
 			return eps, nil
 		})

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/conduit-go/conduit/endpoint"
 	"github.com/conduit-go/conduit/internal/testutil"
 	"github.com/conduit-go/conduit/resolver"
 	"github.com/conduit-go/conduit/resolver/dnsstub"
@@ -58,7 +59,7 @@ func TestDnsmasqManySRVTargets(t *testing.T) {
 	require.Equal(t, 32-dead, len(eps), "%v", strs(eps))
 	seen := map[string]bool{}
 	for _, ep := range eps {
-		tcp := ep.(resolver.TCP)
+		tcp := ep.(endpoint.TCP)
 		assert.True(t, strings.HasPrefix(tcp.Host, "t"), "a live target: %s", tcp)
 		assert.False(t, seen[tcp.Host], "%s twice", tcp.Host)
 		seen[tcp.Host] = true
@@ -143,7 +144,7 @@ func TestDnsmasqSilentUpstream(t *testing.T) {
 		c.DNS.Timeout = time.Minute // only the resolver's deadlines end the silent lookups
 	})
 	done := make(chan error, 1)
-	var eps []resolver.Endpoint
+	var eps []endpoint.Endpoint
 	go func() {
 		var err error
 		eps, err = r.Resolve(hangGuard(t), "srv://_x._tcp.mixed.test")

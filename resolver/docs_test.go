@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/conduit-go/conduit/endpoint"
 	"github.com/conduit-go/conduit/resolver"
 )
 
@@ -84,8 +85,8 @@ func TestDocExamples(t *testing.T) {
 	// The rules of the rewrites section of docs/uris.md.
 	rw := newTestResolver(t, &resolver.Config{Rewrites: []resolver.Rewrite{
 		resolver.VchanByName("vm"),
-		{Suffix: "db.internal", Func: func(ctx context.Context, q *resolver.RewriteRequest) ([]resolver.Endpoint, error) {
-			return []resolver.Endpoint{q.WrapTLS(resolver.Unix{Path: "/run/db.sock"})}, nil
+		{Suffix: "db.internal", Func: func(ctx context.Context, q *resolver.RewriteRequest) ([]endpoint.Endpoint, error) {
+			return []endpoint.Endpoint{q.WrapTLS(endpoint.Unix{Path: "/run/db.sock"})}, nil
 		}},
 	}})
 	sentinels := map[string]error{
@@ -109,7 +110,7 @@ func TestDocExamples(t *testing.T) {
 				assert.Equal(t, ex.want, strs(eps), "docs/uris.md:%d", ex.line)
 				if !ex.listen {
 					for _, e := range eps {
-						assert.NoError(t, resolver.Validate(e))
+						assert.NoError(t, endpoint.Validate(e))
 					}
 				}
 				return

@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/conduit-go/conduit/endpoint"
 	"github.com/conduit-go/conduit/resolver"
 	"github.com/conduit-go/conduit/resolver/dnsstub"
 )
@@ -97,7 +98,7 @@ func newTestResolver(t testing.TB, cfg *resolver.Config) *resolver.URIResolver {
 }
 
 // strs returns the endpoints' strings.
-func strs(eps []resolver.Endpoint) []string {
+func strs(eps []endpoint.Endpoint) []string {
 	s := make([]string, len(eps))
 	for i, e := range eps {
 		s[i] = e.String()

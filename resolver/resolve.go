@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/conduit-go/conduit/endpoint"
 )
 
 // Resolve returns the endpoints of uri in dial order, or a *URIError.
@@ -16,14 +18,14 @@ import (
 // ones for good) and the returned slice may be shared with the cache and
 // other callers: it must not be modified (copy it first, with
 // slices.Clone).
-func (r *URIResolver) Resolve(ctx context.Context, uri string) ([]Endpoint, error) {
+func (r *URIResolver) Resolve(ctx context.Context, uri string) ([]endpoint.Endpoint, error) {
 	return r.resolve(ctx, uri, false)
 }
 
 // ResolveListen is Resolve for a URI to listen on: port 0 (any port), an
 // empty host (tcp://:0, the IPv4 unspecified address 0.0.0.0) and vchan
 // domain id 0 (any free domain id, vchan://0/PORT) are allowed.
-func (r *URIResolver) ResolveListen(ctx context.Context, uri string) ([]Endpoint, error) {
+func (r *URIResolver) ResolveListen(ctx context.Context, uri string) ([]endpoint.Endpoint, error) {
 	return r.resolve(ctx, uri, true)
 }
 
@@ -41,7 +43,7 @@ func (r *URIResolver) knownService(scheme string) bool {
 // how long they are valid (ttlForever, ttlUnknown or the lowest DNS TTL,
 // see ttl.go), and whether the cache must not keep them even that long.
 type answer struct {
-	eps []Endpoint
+	eps []endpoint.Endpoint
 	ttl time.Duration
 	// volatile: an SRV answer (its order is drawn again on each
 	// resolution, RFC 2782) or a rewrite rule's (which may change at any
@@ -51,7 +53,7 @@ type answer struct {
 
 // resolve is Resolve and ResolveListen: the cached answer for uri, or a
 // fresh one, cached for as long as it is valid.
-func (r *URIResolver) resolve(ctx context.Context, uri string, listen bool) ([]Endpoint, error) {
+func (r *URIResolver) resolve(ctx context.Context, uri string, listen bool) ([]endpoint.Endpoint, error) {
 	if r.closed.Load() {
 		return nil, &URIError{URI: uri, Err: errClosed}
 	}
@@ -98,9 +100,9 @@ func (r *URIResolver) resolveURI(ctx context.Context, uri string, listen bool) (
 	}
 	switch p.kind {
 	case schemeUnix:
-		return answer{eps: []Endpoint{Unix{Path: p.path}}, ttl: ttlForever}, nil
+		return answer{eps: []endpoint.Endpoint{endpoint.Unix{Path: p.path}}, ttl: ttlForever}, nil
 	case schemeTLSUnix:
-		return answer{eps: []Endpoint{TLS{ServerName: p.serverName("localhost"), Inner: Unix{Path: p.path}}}, ttl: ttlForever}, nil
+		return answer{eps: []endpoint.Endpoint{endpoint.TLS{ServerName: p.serverName("localhost"), Inner: endpoint.Unix{Path: p.path}}}, ttl: ttlForever}, nil
 	case schemeVchan, schemeTLSVchan:
 		eps, err := p.vchanEndpoints(uri, listen)
 		return answer{eps: eps, ttl: ttlForever}, err
@@ -154,7 +156,7 @@ func (r *URIResolver) rewriteHost(ctx context.Context, uri string, p *parsedURI,
 	q := RewriteRequest{
 		URI: uri, Scheme: p.scheme, Host: host, Port: uint16(max(port, 0)),
 		TLS: tls, ServerName: p.serverName(host), Listen: listen,
-		resolve: func(ctx context.Context, uri string) ([]Endpoint, error) {
+		resolve: func(ctx context.Context, uri string) ([]endpoint.Endpoint, error) {
 			a, err := r.resolveFresh(ctx, uri, listen)
 			return a.eps, err
 		},
@@ -188,17 +190,17 @@ func (r *URIResolver) hostAddrs(ctx context.Context, uri string, p *parsedURI, l
 // hostEndpoints returns a TCP endpoint for each address of the host of
 // p, each inside a TLS endpoint when tls (the server name is the host
 // name or IP literal, or the sni parameter).
-func (p *parsedURI) hostEndpoints(addrs []netip.Addr, port uint16, tls bool) []Endpoint {
+func (p *parsedURI) hostEndpoints(addrs []netip.Addr, port uint16, tls bool) []endpoint.Endpoint {
 	name, serverName := p.host, p.host
 	if p.addr.IsValid() {
 		name, serverName = "", p.addr.WithZone("").String()
 	}
 	serverName = p.serverName(strings.TrimSuffix(serverName, "."))
-	eps := make([]Endpoint, 0, len(addrs))
+	eps := make([]endpoint.Endpoint, 0, len(addrs))
 	for _, a := range addrs {
-		var ep Endpoint = TCP{Host: name, Addr: netip.AddrPortFrom(a, port)}
+		var ep endpoint.Endpoint = endpoint.TCP{Host: name, Addr: netip.AddrPortFrom(a, port)}
 		if tls {
-			ep = TLS{ServerName: serverName, Inner: ep}
+			ep = endpoint.TLS{ServerName: serverName, Inner: ep}
 		}
 		eps = append(eps, ep)
 	}
@@ -214,9 +216,9 @@ func (p *parsedURI) serverName(def string) string {
 }
 
 // vchan returns the vchan endpoint of a vchan URI.
-func (p *parsedURI) vchan() Endpoint {
+func (p *parsedURI) vchan() endpoint.Endpoint {
 	if p.domid >= 0 {
-		return VchanDirect{Domid: p.domid, Port: p.vport}
+		return endpoint.VchanDirect{Domid: p.domid, Port: p.vport}
 	}
-	return VchanNamed{Name: p.host, Port: p.vport}
+	return endpoint.VchanNamed{Name: p.host, Port: p.vport}
 }

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/conduit-go/conduit/endpoint"
 )
 
 // MaxRewriteDepth bounds how many rewrites one resolution may go through
@@ -30,7 +32,7 @@ type Rewrite struct {
 	// "svc.cluster.local"); case does not matter.
 	Suffix string
 	// Func returns the endpoints of the host, or nothing to decline.
-	Func func(ctx context.Context, q *RewriteRequest) ([]Endpoint, error)
+	Func func(ctx context.Context, q *RewriteRequest) ([]endpoint.Endpoint, error)
 }
 
 // RewriteRequest is what a Rewrite sees of the URI being resolved.
@@ -54,19 +56,19 @@ type RewriteRequest struct {
 	// Listen is true when resolving to listen rather than to dial.
 	Listen bool
 
-	resolve func(ctx context.Context, uri string) ([]Endpoint, error)
+	resolve func(ctx context.Context, uri string) ([]endpoint.Endpoint, error)
 }
 
 // Resolve resolves another URI with the same resolver, for rules that
 // translate a name into another URI. It counts towards MaxRewriteDepth.
-func (q *RewriteRequest) Resolve(ctx context.Context, uri string) ([]Endpoint, error) {
+func (q *RewriteRequest) Resolve(ctx context.Context, uri string) ([]endpoint.Endpoint, error) {
 	return q.resolve(ctx, uri)
 }
 
 // WrapTLS wraps ep in a TLS endpoint when the request's scheme is TLS.
-func (q *RewriteRequest) WrapTLS(ep Endpoint) Endpoint {
+func (q *RewriteRequest) WrapTLS(ep endpoint.Endpoint) endpoint.Endpoint {
 	if q.TLS {
-		return TLS{ServerName: q.ServerName, Inner: ep}
+		return endpoint.TLS{ServerName: q.ServerName, Inner: ep}
 	}
 	return ep
 }
@@ -76,7 +78,7 @@ func (q *RewriteRequest) WrapTLS(ep Endpoint) Endpoint {
 // without one, its scheme ("http://web.vm" → vchan://web/http); TLS
 // schemes give TLS over that vchan.
 func VchanByName(suffix string) Rewrite {
-	return Rewrite{Suffix: suffix, Func: func(_ context.Context, q *RewriteRequest) ([]Endpoint, error) {
+	return Rewrite{Suffix: suffix, Func: func(_ context.Context, q *RewriteRequest) ([]endpoint.Endpoint, error) {
 		if q.Label == "" || strings.Contains(q.Label, ".") {
 			return nil, nil // only one label under the suffix
 		}
@@ -84,10 +86,10 @@ func VchanByName(suffix string) Rewrite {
 		if u := portOf(q.URI); u != "" {
 			port = u
 		}
-		if !ValidVchanPort(port) {
+		if !endpoint.ValidVchanPort(port) {
 			return nil, fmt.Errorf("vchan port %q from %s is not [A-Za-z0-9_-]+", port, q.URI)
 		}
-		return []Endpoint{q.WrapTLS(VchanNamed{Name: q.Label, Port: port})}, nil
+		return []endpoint.Endpoint{q.WrapTLS(endpoint.VchanNamed{Name: q.Label, Port: port})}, nil
 	}}
 }
 
@@ -161,7 +163,7 @@ func rewriteDepth(ctx context.Context) int {
 
 // rewrite runs the matching rules for host. ok is false when none
 // matched or all declined.
-func (rs rewriteRules) rewrite(ctx context.Context, q RewriteRequest) (eps []Endpoint, ok bool, err error) {
+func (rs rewriteRules) rewrite(ctx context.Context, q RewriteRequest) (eps []endpoint.Endpoint, ok bool, err error) {
 	rules, labels := rs.match(q.Host)
 	if len(rules) == 0 {
 		return nil, false, nil

@@ -7,28 +7,29 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/conduit-go/conduit/endpoint"
 	"github.com/conduit-go/conduit/resolver"
 )
 
 func TestRewrites(t *testing.T) {
 	var calls []string
-	record := func(suffix string, eps ...resolver.Endpoint) resolver.Rewrite {
-		return resolver.Rewrite{Suffix: suffix, Func: func(_ context.Context, q *resolver.RewriteRequest) ([]resolver.Endpoint, error) {
+	record := func(suffix string, eps ...endpoint.Endpoint) resolver.Rewrite {
+		return resolver.Rewrite{Suffix: suffix, Func: func(_ context.Context, q *resolver.RewriteRequest) ([]endpoint.Endpoint, error) {
 			calls = append(calls, suffix+":"+q.Label)
 			return eps, nil
 		}}
 	}
-	sock := resolver.Unix{Path: "/run/db.sock"}
+	sock := endpoint.Unix{Path: "/run/db.sock"}
 	r := newTestResolver(t, &resolver.Config{Rewrites: []resolver.Rewrite{
 		resolver.VchanByName("vm"),
-		record("xen", resolver.VchanDirect{Domid: 7, Port: "x"}),
+		record("xen", endpoint.VchanDirect{Domid: 7, Port: "x"}),
 		record("db.internal", sock),
 		record("internal"), // declines: the usual lookup follows
-		{Suffix: "svc.example", Func: func(ctx context.Context, q *resolver.RewriteRequest) ([]resolver.Endpoint, error) {
+		{Suffix: "svc.example", Func: func(ctx context.Context, q *resolver.RewriteRequest) ([]endpoint.Endpoint, error) {
 			// Translate into another URI, resolved by the same resolver.
 			return q.Resolve(ctx, "srv://_"+q.Scheme+"._tcp.svc.test")
 		}},
-		{Suffix: "loop.test", Func: func(ctx context.Context, q *resolver.RewriteRequest) ([]resolver.Endpoint, error) {
+		{Suffix: "loop.test", Func: func(ctx context.Context, q *resolver.RewriteRequest) ([]endpoint.Endpoint, error) {
 			return q.Resolve(ctx, "tcp://again.loop.test:1")
 		}},
 	}})
@@ -76,9 +77,9 @@ func TestRewrites(t *testing.T) {
 func TestRewriteErrors(t *testing.T) {
 	boom := errors.New("backend down")
 	r := newTestResolver(t, &resolver.Config{Rewrites: []resolver.Rewrite{
-		{Suffix: "bad", Func: func(context.Context, *resolver.RewriteRequest) ([]resolver.Endpoint, error) { return nil, boom }},
-		{Suffix: "nil", Func: func(context.Context, *resolver.RewriteRequest) ([]resolver.Endpoint, error) {
-			return []resolver.Endpoint{nil}, nil
+		{Suffix: "bad", Func: func(context.Context, *resolver.RewriteRequest) ([]endpoint.Endpoint, error) { return nil, boom }},
+		{Suffix: "nil", Func: func(context.Context, *resolver.RewriteRequest) ([]endpoint.Endpoint, error) {
+			return []endpoint.Endpoint{nil}, nil
 		}},
 	}})
 	_, err := r.Resolve(context.Background(), "tcp://a.bad:1")
@@ -87,7 +88,7 @@ func TestRewriteErrors(t *testing.T) {
 	_, err = r.Resolve(context.Background(), "tcp://a.nil:1")
 	require.ErrorContains(t, err, "nil endpoint")
 
-	f := func(context.Context, *resolver.RewriteRequest) ([]resolver.Endpoint, error) { return nil, nil }
+	f := func(context.Context, *resolver.RewriteRequest) ([]endpoint.Endpoint, error) { return nil, nil }
 	for _, rules := range [][]resolver.Rewrite{
 		{{Suffix: "", Func: f}},
 		{{Suffix: "a..b", Func: f}},

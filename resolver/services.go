@@ -1,6 +1,8 @@
 package resolver
 
-import "fmt"
+import (
+	"fmt"
+)
 
 // A Service is what a service scheme (https, ssh, …) means: the default
 // TCP port, and whether the connection is TLS over TCP.

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/conduit-go/conduit/endpoint"
 	"github.com/conduit-go/conduit/resolver/dnsstub"
 )
 
@@ -38,7 +39,7 @@ func (r *URIResolver) srvScheme(scheme string) (base string, ok bool) {
 // SCHEME+srv://NAME: the SRV records in RFC 2782 order, each target's
 // addresses with the record's port. SCHEME+srv falls back to NAME's
 // addresses with SCHEME's port when NAME has no SRV records.
-func (r *URIResolver) resolveSRV(ctx context.Context, uri string, p *parsedURI, base string, listen bool) ([]Endpoint, time.Duration, error) {
+func (r *URIResolver) resolveSRV(ctx context.Context, uri string, p *parsedURI, base string, listen bool) ([]endpoint.Endpoint, time.Duration, error) {
 	switch {
 	case listen:
 		return nil, 0, malformed(uri, "cannot listen on an SRV URI")
@@ -62,9 +63,9 @@ func (r *URIResolver) resolveSRV(ctx context.Context, uri string, p *parsedURI, 
 		qname = "_" + base + "._tcp." + name
 	}
 	serverName := strings.TrimSuffix(name, ".")
-	wrap := func(ep Endpoint) Endpoint {
+	wrap := func(ep endpoint.Endpoint) endpoint.Endpoint {
 		if svc.TLS {
-			return TLS{ServerName: serverName, Inner: ep}
+			return endpoint.TLS{ServerName: serverName, Inner: ep}
 		}
 		return ep
 	}
@@ -83,9 +84,9 @@ func (r *URIResolver) resolveSRV(ctx context.Context, uri string, p *parsedURI, 
 		if err != nil {
 			return nil, 0, &URIError{URI: uri, Err: err}
 		}
-		eps := make([]Endpoint, 0, len(addrs))
+		eps := make([]endpoint.Endpoint, 0, len(addrs))
 		for _, a := range addrs {
-			eps = append(eps, wrap(TCP{Host: name, Addr: netip.AddrPortFrom(a, svc.Port)}))
+			eps = append(eps, wrap(endpoint.TCP{Host: name, Addr: netip.AddrPortFrom(a, svc.Port)}))
 		}
 		return eps, ttl, nil
 	}
@@ -120,7 +121,7 @@ type targetResult struct {
 // looked up, r.concurrency at a time, each within r.targetTimeout. A
 // target whose lookup fails is skipped; the answer fails only when no
 // target resolved, with an error keeping every target's.
-func (r *URIResolver) resolveTargets(ctx context.Context, qname string, recs []dnsstub.SRV, wrap func(Endpoint) Endpoint) ([]Endpoint, time.Duration, error) {
+func (r *URIResolver) resolveTargets(ctx context.Context, qname string, recs []dnsstub.SRV, wrap func(endpoint.Endpoint) endpoint.Endpoint) ([]endpoint.Endpoint, time.Duration, error) {
 	ttl := ttlForever
 	usable := make([]dnsstub.SRV, 0, len(recs))
 	for _, rec := range recs {
@@ -154,7 +155,7 @@ func (r *URIResolver) resolveTargets(ctx context.Context, qname string, recs []d
 	}
 	results := r.lookupTargets(ctx, names)
 
-	var eps []Endpoint
+	var eps []endpoint.Endpoint
 	for _, rec := range kept {
 		res := results[index[rec.Target]]
 		if res.err != nil {
@@ -162,7 +163,7 @@ func (r *URIResolver) resolveTargets(ctx context.Context, qname string, recs []d
 		}
 		ttl = minTTL(ttl, res.ttl)
 		for _, a := range res.addrs {
-			ep := wrap(TCP{Host: rec.Target, Addr: netip.AddrPortFrom(a, rec.Port)})
+			ep := wrap(endpoint.TCP{Host: rec.Target, Addr: netip.AddrPortFrom(a, rec.Port)})
 			if !slices.Contains(eps, ep) {
 				eps = append(eps, ep)
 			}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/conduit-go/conduit/endpoint"
 	"github.com/conduit-go/conduit/resolver"
 	"github.com/conduit-go/conduit/resolver/dnsstub"
 )
@@ -88,11 +89,11 @@ func FuzzSRVAnswer(f *testing.F) {
 		if len(eps) == 0 {
 			t.Fatal("no endpoints and no error")
 		}
-		seen := map[resolver.Endpoint]bool{}
+		seen := map[endpoint.Endpoint]bool{}
 		hosts := map[string]bool{}
 		last := -1
 		for _, ep := range eps {
-			tcp, ok := ep.(resolver.TCP)
+			tcp, ok := ep.(endpoint.TCP)
 			if !ok {
 				t.Fatalf("endpoint %v is not TCP", ep)
 			}

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/conduit-go/conduit/endpoint"
 	"github.com/conduit-go/conduit/resolver"
 	"github.com/conduit-go/conduit/resolver/dnsstub"
 )
@@ -39,8 +40,8 @@ func TestSRVOrder(t *testing.T) {
 		eps, err := r.Resolve(context.Background(), "srv://_x._tcp.w.test")
 		require.NoError(t, err)
 		require.Len(t, eps, 4)
-		assert.Equal(t, "low.test", eps[3].(resolver.TCP).Host, "priority 20 last")
-		firsts[eps[0].(resolver.TCP).Host]++
+		assert.Equal(t, "low.test", eps[3].(endpoint.TCP).Host, "priority 20 last")
+		firsts[eps[0].(endpoint.TCP).Host]++
 	}
 	t.Log(firsts)
 	// Weights 30:10:0 over a running sum picked in [0, 40]: heavy ~30/41,

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/conduit-go/conduit/endpoint"
 	"github.com/conduit-go/conduit/resolver"
 )
 
@@ -23,12 +24,12 @@ func goResolver(server netip.AddrPort) *net.Resolver {
 // LookupNetIP for each target in its order, one after another, as a
 // program without conduit would write it; targetTimeout > 0 bounds each
 // target lookup as SRVTargetTimeout does ours.
-func goSRV(ctx context.Context, res *net.Resolver, name string, targetTimeout time.Duration) ([]resolver.Endpoint, error) {
+func goSRV(ctx context.Context, res *net.Resolver, name string, targetTimeout time.Duration) ([]endpoint.Endpoint, error) {
 	_, srvs, err := res.LookupSRV(ctx, "", "", name)
 	if err != nil {
 		return nil, err
 	}
-	var eps []resolver.Endpoint
+	var eps []endpoint.Endpoint
 	for _, s := range srvs {
 		tctx, cancel := ctx, context.CancelFunc(func() {})
 		if targetTimeout > 0 {
@@ -40,7 +41,7 @@ func goSRV(ctx context.Context, res *net.Resolver, name string, targetTimeout ti
 			continue
 		}
 		for _, a := range addrs {
-			eps = append(eps, resolver.TCP{Host: s.Target, Addr: netip.AddrPortFrom(a.Unmap(), s.Port)})
+			eps = append(eps, endpoint.TCP{Host: s.Target, Addr: netip.AddrPortFrom(a.Unmap(), s.Port)})
 		}
 	}
 	if len(eps) == 0 {
@@ -67,7 +68,7 @@ func BenchmarkSRVTargets(b *testing.B) {
 			name = fmt.Sprintf("rtt%v", delay)
 		}
 		b.Run(name, func(b *testing.B) {
-			run := func(b *testing.B, setup func(z *srvZone) func() ([]resolver.Endpoint, error)) {
+			run := func(b *testing.B, setup func(z *srvZone) func() ([]endpoint.Endpoint, error)) {
 				z := startSRVZone(b, "_x._tcp.bench.test", 60, targets)
 				z.setDelay(delay)
 				resolve := setup(z)
@@ -82,21 +83,21 @@ func BenchmarkSRVTargets(b *testing.B) {
 				b.ReportMetric(float64(total)/float64(b.N), "queries/op")
 			}
 			b.Run("ours", func(b *testing.B) {
-				run(b, func(z *srvZone) func() ([]resolver.Endpoint, error) {
+				run(b, func(z *srvZone) func() ([]endpoint.Endpoint, error) {
 					r := newZoneResolver(b, z, func(c *resolver.Config) {
 						c.MaxSRVTargets = n
 						c.DNS.Cache.MaxEntries = -1
 						c.DNS.Timeout = 5 * time.Second
 					})
-					return func() ([]resolver.Endpoint, error) {
+					return func() ([]endpoint.Endpoint, error) {
 						return r.Resolve(context.Background(), "srv://_x._tcp.bench.test")
 					}
 				})
 			})
 			b.Run("peer", func(b *testing.B) {
-				run(b, func(z *srvZone) func() ([]resolver.Endpoint, error) {
+				run(b, func(z *srvZone) func() ([]endpoint.Endpoint, error) {
 					res := goResolver(z.addr)
-					return func() ([]resolver.Endpoint, error) {
+					return func() ([]endpoint.Endpoint, error) {
 						return goSRV(context.Background(), res, "_x._tcp.bench.test.", 0)
 					}
 				})
@@ -118,7 +119,7 @@ func BenchmarkSRVSilentTargets(b *testing.B) {
 		{host: "h3", port: 80, hangIt: true},
 		{host: "ok", port: 8080, prio: 1},
 	}
-	run := func(b *testing.B, setup func(z *srvZone) func() ([]resolver.Endpoint, error)) {
+	run := func(b *testing.B, setup func(z *srvZone) func() ([]endpoint.Endpoint, error)) {
 		z := startSRVZone(b, "_x._tcp.silent.test", 60, targets)
 		resolve := setup(z)
 		for b.Loop() {
@@ -131,18 +132,18 @@ func BenchmarkSRVSilentTargets(b *testing.B) {
 		b.ReportMetric(float64(total)/float64(b.N), "queries/op")
 	}
 	b.Run("ours", func(b *testing.B) {
-		run(b, func(z *srvZone) func() ([]resolver.Endpoint, error) {
+		run(b, func(z *srvZone) func() ([]endpoint.Endpoint, error) {
 			// The command's stub settings: 2 s per server, 2 attempts.
 			r := newZoneResolver(b, z, func(c *resolver.Config) { c.DNS.Timeout = 2 * time.Second })
-			return func() ([]resolver.Endpoint, error) {
+			return func() ([]endpoint.Endpoint, error) {
 				return r.Resolve(context.Background(), "srv://_x._tcp.silent.test")
 			}
 		})
 	})
 	b.Run("peer", func(b *testing.B) {
-		run(b, func(z *srvZone) func() ([]resolver.Endpoint, error) {
+		run(b, func(z *srvZone) func() ([]endpoint.Endpoint, error) {
 			res := goResolver(z.addr)
-			return func() ([]resolver.Endpoint, error) {
+			return func() ([]endpoint.Endpoint, error) {
 				return goSRV(context.Background(), res, "_x._tcp.silent.test.", 2*time.Second)
 			}
 		})

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/conduit-go/conduit/endpoint"
 	"github.com/conduit-go/conduit/resolver"
 	"github.com/conduit-go/conduit/resolver/dnsstub"
 )
@@ -49,9 +50,9 @@ func hangGuard(t testing.TB) context.Context {
 }
 
 // hostIndex returns N of the endpoint tcp://tN.ZONE=…, and the host.
-func hostIndex(t *testing.T, ep resolver.Endpoint) (int, string) {
+func hostIndex(t *testing.T, ep endpoint.Endpoint) (int, string) {
 	t.Helper()
-	tcp, ok := ep.(resolver.TCP)
+	tcp, ok := ep.(endpoint.TCP)
 	require.True(t, ok, "%v", ep)
 	label, _, _ := strings.Cut(tcp.Host, ".")
 	n, err := strconv.Atoi(strings.TrimPrefix(label, "t"))
@@ -190,7 +191,7 @@ func TestSRVLowerPriorityWhileHigherHang(t *testing.T) {
 	clock := newFakeClock()
 	r := newZoneResolver(t, z, func(c *resolver.Config) { c.Clock = clock; c.SRVConcurrency = 4 })
 	type result struct {
-		eps []resolver.Endpoint
+		eps []endpoint.Endpoint
 		err error
 	}
 	done := make(chan result, 1)

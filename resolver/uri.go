@@ -375,15 +375,15 @@ const maxDomid = 0x7FEF
 // vchanEndpoints returns the endpoint of a vchan or tls+vchan URI. Domain
 // id 0 asks the listener for a free domain id, as TCP port 0 asks for a
 // free port: it is only valid to listen on.
-func (p *parsedURI) vchanEndpoints(uri string, listen bool) ([]Endpoint, error) {
+func (p *parsedURI) vchanEndpoints(uri string, listen bool) ([]endpoint.Endpoint, error) {
 	if p.domid == 0 && !listen {
 		return nil, malformed(uri, "domain id 0 is only valid to listen on (it allocates a free one); dial the domain id the listener reports")
 	}
 	ep := p.vchan()
 	if p.kind == schemeTLSVchan {
-		ep = TLS{ServerName: p.serverName("localhost"), Inner: ep}
+		ep = endpoint.TLS{ServerName: p.serverName("localhost"), Inner: ep}
 	}
-	return []Endpoint{ep}, nil
+	return []endpoint.Endpoint{ep}, nil
 }
 
 // parseVchan checks the DOMID-or-NAME and /PORT of a vchan URI. DOMID is
@@ -416,7 +416,7 @@ func (p *parsedURI) parseVchan(uri, host string, bracketed, hasPort bool) error 
 	switch {
 	case !ok || port == "":
 		return malformed(uri, "missing vchan port (want %s://%s/PORT)", p.scheme, host)
-	case !ValidVchanPort(port):
+	case !endpoint.ValidVchanPort(port):
 		return malformed(uri, "invalid vchan port %q (want [A-Za-z0-9_-]+)", port)
 	}
 	p.vport = port

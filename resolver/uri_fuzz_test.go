@@ -5,6 +5,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/conduit-go/conduit/endpoint"
 	"github.com/conduit-go/conduit/resolver"
 )
 
@@ -54,7 +55,7 @@ func FuzzParseURI(f *testing.F) {
 				t.Fatalf("Resolve(%q): no endpoints and no error", uri)
 			}
 			for _, e := range eps {
-				if err := resolver.Validate(e); err != nil {
+				if err := endpoint.Validate(e); err != nil {
 					t.Fatalf("Resolve(%q): invalid endpoint: %v", uri, err)
 				}
 				if e.String() == "" {

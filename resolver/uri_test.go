@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/conduit-go/conduit/endpoint"
 	"github.com/conduit-go/conduit/resolver"
 )
 
@@ -224,7 +225,7 @@ func TestResolveGood(t *testing.T) {
 			require.NoError(t, err)
 			assert.Equal(t, tc.want, strs(eps))
 			for _, e := range eps {
-				assert.NoError(t, resolver.Validate(e))
+				assert.NoError(t, endpoint.Validate(e))
 			}
 			_, err = resolver.ParseURI(tc.uri)
 			assert.NoError(t, err)

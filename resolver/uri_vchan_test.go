@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/conduit-go/conduit/endpoint"
 	"github.com/conduit-go/conduit/resolver"
 )
 
@@ -19,18 +20,18 @@ func TestVchanDomainZero(t *testing.T) {
 	ctx := context.Background()
 	for _, tc := range []struct {
 		uri  string
-		want resolver.Endpoint
+		want endpoint.Endpoint
 	}{
-		{"vchan://0/p", resolver.VchanDirect{Domid: 0, Port: "p"}},
-		{"vchan://00/p", resolver.VchanDirect{Domid: 0, Port: "p"}},
-		{"tls+vchan://0/secure?sni=srv.test", resolver.TLS{ServerName: "srv.test", Inner: resolver.VchanDirect{Domid: 0, Port: "secure"}}},
+		{"vchan://0/p", endpoint.VchanDirect{Domid: 0, Port: "p"}},
+		{"vchan://00/p", endpoint.VchanDirect{Domid: 0, Port: "p"}},
+		{"tls+vchan://0/secure?sni=srv.test", endpoint.TLS{ServerName: "srv.test", Inner: endpoint.VchanDirect{Domid: 0, Port: "secure"}}},
 	} {
 		t.Run(tc.uri, func(t *testing.T) {
 			_, err := resolver.ParseURI(tc.uri)
 			require.NoError(t, err)
 			eps, err := r.ResolveListen(ctx, tc.uri)
 			require.NoError(t, err)
-			assert.Equal(t, []resolver.Endpoint{tc.want}, eps)
+			assert.Equal(t, []endpoint.Endpoint{tc.want}, eps)
 
 			eps, err = r.Resolve(ctx, tc.uri)
 			assert.Nil(t, eps)
@@ -48,7 +49,7 @@ func TestVchanDomainRange(t *testing.T) {
 	ctx := context.Background()
 	eps, err := r.Resolve(ctx, "vchan://32751/p")
 	require.NoError(t, err)
-	assert.Equal(t, []resolver.Endpoint{resolver.VchanDirect{Domid: 32751, Port: "p"}}, eps)
+	assert.Equal(t, []endpoint.Endpoint{endpoint.VchanDirect{Domid: 32751, Port: "p"}}, eps)
 	for _, uri := range []string{"vchan://32752/p", "tls+vchan://32767/p", "vchan://65535/p"} {
 		_, err := resolver.ParseURI(uri)
 		assert.ErrorIs(t, err, resolver.ErrMalformedURI, uri)

@@ -3,6 +3,8 @@ package resolver
 import (
 	"sync"
 	"time"
+
+	"github.com/conduit-go/conduit/endpoint"
 )
 
 // uriCacheSize bounds a URIResolver's cache of answers.
@@ -27,13 +29,13 @@ type uriKey struct {
 }
 
 type uriEntry struct {
-	eps     []Endpoint
+	eps     []endpoint.Endpoint
 	expires time.Time // zero: never
 }
 
 // get returns the cached answer for (uri, listen), if fresh at now().
 // It does not allocate.
-func (c *uriCache) get(uri string, listen bool, now func() time.Time) ([]Endpoint, bool) {
+func (c *uriCache) get(uri string, listen bool, now func() time.Time) ([]endpoint.Endpoint, bool) {
 	c.mu.RLock()
 	e, ok := c.m[uriKey{uri, listen}]
 	c.mu.RUnlock()
@@ -44,7 +46,7 @@ func (c *uriCache) get(uri string, listen bool, now func() time.Time) ([]Endpoin
 }
 
 // put caches eps for (uri, listen) until expires (zero: never).
-func (c *uriCache) put(uri string, listen bool, eps []Endpoint, expires time.Time, now time.Time) {
+func (c *uriCache) put(uri string, listen bool, eps []endpoint.Endpoint, expires time.Time, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.m == nil {

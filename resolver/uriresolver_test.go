@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/conduit-go/conduit/endpoint"
 	"github.com/conduit-go/conduit/resolver"
 )
 
@@ -180,7 +181,7 @@ func TestSystemResolverLocalhost(t *testing.T) {
 	require.NoError(t, err)
 	require.NotEmpty(t, eps)
 	for _, e := range eps {
-		tcp, ok := e.(resolver.TCP)
+		tcp, ok := e.(endpoint.TCP)
 		require.True(t, ok, "%T", e)
 		assert.Equal(t, "localhost", tcp.Host)
 		assert.True(t, tcp.Addr.Addr().IsLoopback(), "%v", e)
@@ -228,26 +229,26 @@ func TestEndpointTypes(t *testing.T) {
 	ctx := context.Background()
 	eps, err := r.Resolve(ctx, "tls://[fe80::1%25eth0]:443?sni=Srv.Test")
 	require.NoError(t, err)
-	assert.Equal(t, []resolver.Endpoint{resolver.TLS{
+	assert.Equal(t, []endpoint.Endpoint{endpoint.TLS{
 		ServerName: "srv.test",
-		Inner:      resolver.TCP{Addr: netip.MustParseAddrPort("[fe80::1%eth0]:443")},
+		Inner:      endpoint.TCP{Addr: netip.MustParseAddrPort("[fe80::1%eth0]:443")},
 	}}, eps)
 
 	eps, err = r.Resolve(ctx, "tls+vchan://Backend/port_1")
 	require.NoError(t, err)
-	assert.Equal(t, []resolver.Endpoint{resolver.TLS{ServerName: "localhost", Inner: resolver.VchanNamed{Name: "Backend", Port: "port_1"}}}, eps)
+	assert.Equal(t, []endpoint.Endpoint{endpoint.TLS{ServerName: "localhost", Inner: endpoint.VchanNamed{Name: "Backend", Port: "port_1"}}}, eps)
 
 	eps, err = r.Resolve(ctx, "vchan://12/p")
 	require.NoError(t, err)
-	assert.Equal(t, []resolver.Endpoint{resolver.VchanDirect{Domid: 12, Port: "p"}}, eps)
+	assert.Equal(t, []endpoint.Endpoint{endpoint.VchanDirect{Domid: 12, Port: "p"}}, eps)
 
 	eps, err = r.Resolve(ctx, "unix:///run/a%20b.sock")
 	require.NoError(t, err)
-	assert.Equal(t, []resolver.Endpoint{resolver.Unix{Path: "/run/a b.sock"}}, eps)
+	assert.Equal(t, []endpoint.Endpoint{endpoint.Unix{Path: "/run/a b.sock"}}, eps)
 
 	eps, err = r.Resolve(ctx, "tcp://example.com:80")
 	require.NoError(t, err)
-	assert.Equal(t, resolver.TCP{Host: "example.com", Addr: netip.MustParseAddrPort("192.0.2.10:80")}, eps[1])
+	assert.Equal(t, endpoint.TCP{Host: "example.com", Addr: netip.MustParseAddrPort("192.0.2.10:80")}, eps[1])
 }
 
 func TestParseURI(t *testing.T) {

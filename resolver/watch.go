@@ -9,13 +9,14 @@ import (
 	"time"
 
 	"github.com/conduit-go/conduit/clock"
+	"github.com/conduit-go/conduit/endpoint"
 )
 
 // An Update is a change seen by Watch: the current endpoints, and the
 // error of the last resolution (nil when it succeeded). When resolution
 // fails, Endpoints is the last good set (nil if there was none).
 type Update struct {
-	Endpoints []Endpoint
+	Endpoints []endpoint.Endpoint
 	Err       error
 }
 
@@ -72,7 +73,7 @@ const (
 
 func (r *URIResolver) watch(ctx context.Context, uri string, ch chan<- Update) {
 	var (
-		last    []Endpoint
+		last    []endpoint.Endpoint
 		lastKey string
 		failing bool
 		first   = true
@@ -138,7 +139,7 @@ func (r *URIResolver) jitter(d time.Duration) time.Duration {
 
 // endpointSetKey identifies a set of endpoints whatever their order (the
 // SRV order is random).
-func endpointSetKey(eps []Endpoint) string {
+func endpointSetKey(eps []endpoint.Endpoint) string {
 	s := make([]string, len(eps))
 	for i, e := range eps {
 		s[i] = e.String()

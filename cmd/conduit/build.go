@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/conduit-go/conduit/conduit"
+	"github.com/conduit-go/conduit/endpoint"
 	"github.com/conduit-go/conduit/resolver"
 	"github.com/conduit-go/conduit/resolver/dnsstub"
 	"github.com/conduit-go/conduit/tcpflow"
@@ -247,7 +248,7 @@ func (o *options) traceContext(ctx context.Context, w *logWriter) context.Contex
 				pr("resolve %s", uri)
 			}
 		},
-		ResolveDone: func(uri string, eps []resolver.Endpoint, err error) {
+		ResolveDone: func(uri string, eps []endpoint.Endpoint, err error) {
 			if err != nil {
 				pr("resolve failed: %s", plain(err))
 				return
@@ -259,20 +260,20 @@ func (o *options) traceContext(ctx context.Context, w *logWriter) context.Contex
 				pr("  -> %s", ep)
 			}
 		},
-		ConnectStart: func(ep resolver.Endpoint) { pr("connect %s", ep) },
-		ConnectDone: func(ep resolver.Endpoint, err error) {
+		ConnectStart: func(ep endpoint.Endpoint) { pr("connect %s", ep) },
+		ConnectDone: func(ep endpoint.Endpoint, err error) {
 			if err != nil {
 				pr("connect %s failed: %s", ep, plain(err))
 				return
 			}
 			pr("connected %s", ep)
 		},
-		TLSHandshakeStart: func(ep resolver.Endpoint) {
+		TLSHandshakeStart: func(ep endpoint.Endpoint) {
 			if timed {
 				pr("tls handshake %s", ep)
 			}
 		},
-		TLSHandshakeDone: func(ep resolver.Endpoint, st tls.ConnectionState, err error) {
+		TLSHandshakeDone: func(ep endpoint.Endpoint, st tls.ConnectionState, err error) {
 			if err != nil {
 				pr("tls handshake failed: %s", plain(err))
 				return

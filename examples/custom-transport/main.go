@@ -16,7 +16,7 @@ import (
 	"sync"
 
 	"github.com/conduit-go/conduit/conduit"
-	"github.com/conduit-go/conduit/resolver"
+	"github.com/conduit-go/conduit/endpoint"
 )
 
 // pipeEndpoint is the endpoint of the new transport. Any type with Kind
@@ -27,11 +27,11 @@ func (pipeEndpoint) Kind() string     { return "pipe" }
 func (e pipeEndpoint) String() string { return "pipe://" + e.Name }
 
 // parsePipe turns "pipe://NAME" into a pipeEndpoint.
-func parsePipe(_ context.Context, u *url.URL) ([]resolver.Endpoint, error) {
+func parsePipe(_ context.Context, u *url.URL) ([]endpoint.Endpoint, error) {
 	if u.Host == "" {
 		return nil, fmt.Errorf("pipe URI %q has no name", u)
 	}
-	return []resolver.Endpoint{pipeEndpoint{u.Host}}, nil
+	return []endpoint.Endpoint{pipeEndpoint{u.Host}}, nil
 }
 
 // pipeTransport implements conduit.Transport with net.Pipe.
@@ -40,7 +40,7 @@ type pipeTransport struct {
 	listeners map[string]chan net.Conn
 }
 
-func (t *pipeTransport) Dial(ctx context.Context, ep resolver.Endpoint, _ conduit.DialOptions) (net.Conn, error) {
+func (t *pipeTransport) Dial(ctx context.Context, ep endpoint.Endpoint, _ conduit.DialOptions) (net.Conn, error) {
 	t.mu.Lock()
 	accept := t.listeners[ep.(pipeEndpoint).Name]
 	t.mu.Unlock()
@@ -56,7 +56,7 @@ func (t *pipeTransport) Dial(ctx context.Context, ep resolver.Endpoint, _ condui
 	}
 }
 
-func (t *pipeTransport) Listen(_ context.Context, ep resolver.Endpoint, _ conduit.ListenOptions) (net.Listener, error) {
+func (t *pipeTransport) Listen(_ context.Context, ep endpoint.Endpoint, _ conduit.ListenOptions) (net.Listener, error) {
 	name := ep.(pipeEndpoint).Name
 	t.mu.Lock()
 	defer t.mu.Unlock()

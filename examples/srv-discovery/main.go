@@ -21,6 +21,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/conduit-go/conduit/conduit"
+	"github.com/conduit-go/conduit/endpoint"
 	"github.com/conduit-go/conduit/resolver"
 	"github.com/conduit-go/conduit/resolver/dnsstub"
 )
@@ -79,7 +80,7 @@ func echoBackend(ctx context.Context, c *conduit.Conduit, name string) (uint16, 
 			fmt.Fprintf(f, "%s: %s", name, b)
 		}), time.Second)
 	}()
-	ap := ln.Endpoint().(resolver.TCP).Addr
+	ap := ln.Endpoint().(endpoint.TCP).Addr
 	return ap.Port(), func() { stop(); <-done }, nil
 }
 
