@@ -11,6 +11,34 @@ import (
 // (RFC 7323 section 5.5).
 const pawsIdle = 24 * 24 * time.Hour
 
+// pawsWindow is how many ticks of the peer's timestamp clock a segment
+// may be older than the last one recorded and still pass PAWS (Linux's
+// TCP_PAWS_WINDOW).
+const pawsWindow = 1
+
+// disorderedAck reports whether s, age ticks older than the last
+// timestamp recorded, is a duplicate ACK that later segments overtook:
+// no data, at rcvNxt, acknowledging sndUna, not updating the window,
+// and younger than an RTO (taking the peer's ticks for milliseconds).
+// Its SACK blocks are news; an old duplicate from before the sequence
+// numbers wrapped would not match sndUna and rcvNxt (Linux's
+// tcp_disordered_ack).
+func (e *endpoint) disorderedAck(s *segment, age int32) bool {
+	if len(s.data) != 0 || s.flags&(header.TCPFlagSYN|header.TCPFlagFIN|header.TCPFlagACK) != header.TCPFlagACK {
+		return false
+	}
+	if s.seq != e.rcvNxt || s.ack != e.sndUna {
+		return false
+	}
+	// Not a window update: a wider or a zero window (Linux's
+	// tcp_may_update_window) must come in order.
+	w := uint32(s.window) << e.sndShift
+	if s.seq.GreaterThan(e.sndWl1) || s.seq == e.sndWl1 && (w > e.sndWnd || w == 0) {
+		return false
+	}
+	return time.Duration(age)*time.Millisecond <= e.rto
+}
+
 // minMSS is the MSS assumed when the peer announces none (RFC 9293
 // section 3.7.1).
 const minMSS = 536
@@ -142,16 +170,23 @@ func (e *endpoint) handleSegmentLocked(s *segment) (established bool) {
 		// last one recorded marks an old duplicate, perhaps from
 		// before the sequence numbers wrapped; it is dropped with an
 		// ACK. After 24 days of silence the peer's clock may have
-		// wrapped, and its timestamp is taken as it is.
-		if int32(s.opts.TSVal-e.tsRecent) < 0 && idle < pawsIdle {
+		// wrapped, and its timestamp is taken as it is. As in Linux,
+		// a segment one tick old passes (TCP_PAWS_WINDOW: the path
+		// reordered segments sent within a tick of the peer's clock),
+		// and so does a reordered duplicate ACK (tcp_disordered_ack):
+		// dropping them lost their SACK and D-SACK blocks and sent an
+		// ACK for each.
+		age := int32(e.tsRecent - s.opts.TSVal)
+		if age > pawsWindow && idle < pawsIdle && !e.disorderedAck(s, age) {
 			e.p.stats.paws.Add(1)
 			e.sendAck()
 			return false
 		}
 		// Remember the peer's timestamp for our echoes (RFC 7323
 		// section 4.3): of the segment starting at the ACK we last
-		// sent, so that a delayed ACK's echo measures the delay too.
-		if s.seq.LessThanEq(e.rcvAcked) {
+		// sent, so that a delayed ACK's echo measures the delay too;
+		// never an older one.
+		if age <= 0 && s.seq.LessThanEq(e.rcvAcked) {
 			e.tsRecent = s.opts.TSVal
 		}
 	}
