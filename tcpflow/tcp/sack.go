@@ -154,12 +154,14 @@ func (e *endpoint) markDelivered(s *txSeg, now time.Time) {
 			e.rttCandOK, e.rttCandXmit, e.rttCandAt = true, s.xmit, s.sentAt
 		}
 	}
-	if s.xmit > e.rackXmit {
-		// RACK (RFC 8985 section 6.2): the most recently sent segment
-		// known delivered, and the RTT it saw.
-		e.rackXmit = s.xmit
-		e.rackRTT = rtt
-	}
+	// RACK (RFC 8985 section 6.2 step 2): RACK.rtt is the RTT of the
+	// segment delivered last, as in Linux (tcp_rack_advance), however
+	// long ago it was sent: when a path that reorders delivers the
+	// segments it held back, their longer RTT gives the segments sent
+	// before them longer too. rackXmit is the most recently sent
+	// segment known delivered.
+	e.rackRTT = rtt
+	e.rackXmit = max(e.rackXmit, s.xmit)
 }
 
 // minRTTWindow is how long a minimum RTT sample is trusted: a longer

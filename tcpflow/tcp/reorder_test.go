@@ -1,0 +1,122 @@
+package tcp
+
+import (
+	"context"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/conduit-go/conduit/tcpflow"
+	"github.com/conduit-go/conduit/tcpflow/header"
+)
+
+// The loss detection of a sender on a path that reorders, played by
+// hand on the raw rig (persist_test.go): the peer SACKs what it is
+// said to have received, at the times the test chooses.
+
+// sackPeer is a rawPeer that negotiated SACK.
+type sackPeer struct {
+	*rawPeer
+}
+
+// connectSACK completes a handshake with SACK permitted (no timestamps,
+// no window scaling) and returns the accepted flow.
+func (r *rawRig) connectSACK(ln tcpflow.FlowListener, addr netip.AddrPort) (*sackPeer, tcpflow.Flow) {
+	c := &sackPeer{&rawPeer{r: r, addr: addr, seq: 1000}}
+	c.sendOpts(header.TCPFlagSYN, &header.TCPOptions{SACKPermitted: true, HasMSS: true, MSS: 1000})
+	c.seq++
+	out := r.take()
+	require.Len(r.t, out, 1)
+	c.ack = out[0].seg.SeqNum() + 1
+	c.sendOpts(header.TCPFlagACK, nil)
+	f, err := ln.AcceptFlow()
+	require.NoError(r.t, err)
+	r.t.Cleanup(func() { f.Close() })
+	return c, f
+}
+
+// sendOpts hands the protocol a segment without data, window 65535,
+// with options o (may be nil).
+func (c *sackPeer) sendOpts(flags header.TCPFlags, o *header.TCPOptions) {
+	var ob [header.TCPMaxOptionsSize]byte
+	n := 0
+	if o != nil {
+		n, _ = o.Marshal(ob[:])
+	}
+	f := header.TCPFields{SrcPort: c.addr.Port(), DstPort: rigPort, SeqNum: c.seq, AckNum: c.ack, Flags: flags, WindowSize: 65535, Options: ob[:n]}
+	seg := make(header.TCP, f.EncodedLen())
+	seg.Encode(&f)
+	seg.SetChecksumFor(c.addr.Addr(), rigAddr)
+	c.r.p.HandleSegment(c.addr.Addr(), rigAddr, seg)
+}
+
+// ackSACK acknowledges up to ack, SACKing the [start, end) ranges given
+// (the first block first, as a receiver puts its latest arrival).
+func (c *sackPeer) ackSACK(ack uint32, blocks ...[2]uint32) {
+	c.ack = ack
+	var o header.TCPOptions
+	for _, b := range blocks {
+		o.SACKBlocks[o.NumSACKBlocks] = header.SACKBlock{Start: b[0], End: b[1]}
+		o.NumSACKBlocks++
+	}
+	c.sendOpts(header.TCPFlagACK, &o)
+}
+
+// dataSegs returns the data segments among out.
+func dataSegs(out []sentSeg) []header.TCP {
+	var d []header.TCP
+	for _, s := range out {
+		if len(s.seg.Payload()) > 0 {
+			d = append(d, s.seg)
+		}
+	}
+	return d
+}
+
+// newSACKSender returns a rig and a connection to it with SACK, the
+// flow of which has sent n segments of 1000 bytes at once; it returns
+// their sequence numbers (n+1 of them: the last is where the next
+// would start).
+func newSACKSender(t *testing.T, n int) (*rawRig, *sackPeer, tcpflow.Flow, []uint32) {
+	r := newRawRig(t, Options{})
+	ln, err := r.p.ListenFlows(context.Background(), netip.AddrPortFrom(rigAddr, rigPort), nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	c, f := r.connectSACK(ln, netip.MustParseAddrPort("10.0.0.9:4000"))
+	_, err = f.WriteNodelay(make([]byte, n*1000))
+	require.NoError(t, err)
+	segs := dataSegs(r.take())
+	require.Len(t, segs, n)
+	seq := make([]uint32, n+1)
+	for i, s := range segs {
+		seq[i] = s.SeqNum()
+		require.Len(t, s.Payload(), 1000)
+	}
+	seq[n] = seq[n-1] + 1000
+	return r, c, f, seq
+}
+
+// TestRACKRTTOfLastDelivered: RACK.rtt is the RTT of the segment
+// delivered last, not of the most recently sent one (RFC 8985 section
+// 6.2 step 2, Linux's tcp_rack_advance). Four segments go at once; the
+// fourth, which the path carried ahead, is SACKed after 1 ms, the
+// second after 1.2 ms. The first and third are then given 1.2 ms and
+// the reordering window (a quarter of the 1 ms minimum RTT): they are
+// not lost at 1.4 ms, when the peer acknowledges everything. Keeping
+// the fourth's 1 ms had them retransmitted at 1.25 ms.
+func TestRACKRTTOfLastDelivered(t *testing.T) {
+	r, c, _, seq := newSACKSender(t, 4)
+	r.clk.Advance(time.Millisecond)
+	c.ackSACK(seq[0], [2]uint32{seq[3], seq[4]})
+	r.clk.Advance(200 * time.Microsecond)
+	c.ackSACK(seq[0], [2]uint32{seq[1], seq[2]}, [2]uint32{seq[3], seq[4]})
+	r.clk.Advance(200 * time.Microsecond)
+	assert.Empty(t, dataSegs(r.take()), "nothing retransmitted at 1.4 ms")
+	c.ackSACK(seq[4])
+	r.clk.Advance(10 * time.Millisecond)
+	assert.Empty(t, dataSegs(r.take()))
+	assert.Zero(t, r.p.Stats().Retransmits)
+}
