@@ -120,3 +120,40 @@ func TestRACKRTTOfLastDelivered(t *testing.T) {
 	assert.Empty(t, dataSegs(r.take()))
 	assert.Zero(t, r.p.Stats().Retransmits)
 }
+
+// TestRTTSampleOfOldest: an ACK's RTT sample is the oldest segment it
+// delivers (Linux's first_ackt, what an echoed timestamp would give),
+// not the newest: on a path that reorders, the newest may have taken a
+// short cut. Two segments sent 4 ms apart, acknowledged together 5 ms
+// after the first, give a sample of 5 ms: SRTT goes from the
+// handshake's 1 ms (the floor of a sample) to 1.5 ms, and the probe
+// timeout that follows the next flight is 2 SRTT, 3 ms (the newest
+// segment's 1 ms left SRTT at 1 ms and the probe at 2 ms).
+func TestRTTSampleOfOldest(t *testing.T) {
+	r, c, f, seq := newSACKSender(t, 1)
+	r.clk.Advance(4 * time.Millisecond)
+	_, err := f.WriteNodelay(make([]byte, 1000))
+	require.NoError(t, err)
+	require.Len(t, dataSegs(r.take()), 1)
+	r.clk.Advance(time.Millisecond)
+	c.ackSACK(seq[1] + 1000)
+	e := f.(*endpoint)
+	e.mu.Lock()
+	srtt := e.srtt
+	e.mu.Unlock()
+	assert.Equal(t, 1500*time.Microsecond, srtt)
+
+	_, err = f.WriteNodelay(make([]byte, 2000))
+	require.NoError(t, err)
+	require.Len(t, dataSegs(r.take()), 2)
+	start := r.clk.Now()
+	var probeAt time.Duration
+	for probeAt == 0 && r.clk.Now().Sub(start) < 10*time.Millisecond {
+		r.clk.Advance(100 * time.Microsecond)
+		if len(dataSegs(r.take())) > 0 {
+			probeAt = r.clk.Now().Sub(start)
+		}
+	}
+	assert.Equal(t, 3*time.Millisecond, probeAt, "tail loss probe after 2 SRTT")
+	assert.EqualValues(t, 1, r.p.Stats().LossProbes)
+}

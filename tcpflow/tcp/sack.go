@@ -150,7 +150,13 @@ func (e *endpoint) markDelivered(s *txSeg, now time.Time) {
 		}
 	} else {
 		e.updateMinRTT(rtt, now)
-		if !e.rttCandOK || s.xmit > e.rttCandXmit {
+		// The RTT sample of an ACK is the oldest segment it delivers,
+		// as Linux takes it (tcp_clean_rtx_queue's first_ackt) and as
+		// an echoed timestamp would give it (RFC 7323 section 4.3):
+		// on a path that reorders, the newest is the one that took a
+		// short cut, and an SRTT from it is too short to bound the
+		// reordering window and the probe timeout.
+		if !e.rttCandOK || s.xmit < e.rttCandXmit {
 			e.rttCandOK, e.rttCandXmit, e.rttCandAt = true, s.xmit, s.sentAt
 		}
 	}
