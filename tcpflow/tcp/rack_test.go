@@ -108,7 +108,7 @@ func TestSACKBlocks(t *testing.T) {
 // detectLossReference is the plain form of detectLoss: every segment
 // visited, from the tail. It returns the segments it marks lost and the
 // reordering timer's wait.
-func detectLossReference(txq []txSeg, rackXmit uint64, wnd time.Duration, now time.Time) (lost []bool, next time.Duration) {
+func detectLossReference(txq []txSeg, rackXmit uint64, wnd time.Duration, now time.Time, dupThreshRule bool) (lost []bool, next time.Duration) {
 	lost = make([]bool, len(txq))
 	sackedAbove := 0
 	for i := len(txq) - 1; i >= 0; i-- {
@@ -121,7 +121,7 @@ func detectLossReference(txq []txSeg, rackXmit uint64, wnd time.Duration, now ti
 			lost[i] = true
 			continue
 		}
-		if sackedAbove >= dupThresh && !s.retrans {
+		if dupThreshRule && sackedAbove >= dupThresh && !s.retrans {
 			lost[i] = true
 			continue
 		}
@@ -204,7 +204,8 @@ func TestDetectLossMatchesReference(t *testing.T) {
 		e.minRTT, e.srtt = time.Duration(rng.IntN(8))*time.Millisecond, 10*time.Millisecond
 		e.reordering, e.inRecovery = rng.IntN(2) == 0, rng.IntN(2) == 0
 
-		want, wantNext := detectLossReference(slices.Clone(e.txq), e.rackXmit, e.rackRTT+e.reoWnd(), now)
+		// RFC 6675's rule holds until the path is seen to reorder.
+		want, wantNext := detectLossReference(slices.Clone(e.txq), e.rackXmit, e.rackRTT+e.reoWnd(), now, !e.reordering)
 		e.detectLoss(now)
 		for i := range e.txq {
 			require.Equal(t, want[i], e.txq[i].lost, "round %d segment %d", round, i)

@@ -157,3 +157,42 @@ func TestRTTSampleOfOldest(t *testing.T) {
 	assert.Equal(t, 3*time.Millisecond, probeAt, "tail loss probe after 2 SRTT")
 	assert.EqualValues(t, 1, r.p.Stats().LossProbes)
 }
+
+// TestDupThreshRetiresOnReordering: once the path has been seen to
+// reorder, neither three duplicate ACKs (RFC 5681) nor three segments
+// SACKed above one (RFC 6675's IsLost) mark it lost: RACK's reordering
+// window decides (RFC 8985; Linux once tp->reord_seen). Of six
+// segments, the fifth is SACKed first, then the second (reordering
+// seen), then the third, then the fourth and sixth, each in a
+// duplicate ACK, all within the reordering window: the first is not
+// retransmitted, and it arrives. On a path not seen to reorder, three
+// duplicate ACKs SACKing the second to the fourth have it
+// retransmitted at once.
+func TestDupThreshRetiresOnReordering(t *testing.T) {
+	for _, reordered := range []bool{true, false} {
+		r, c, _, seq := newSACKSender(t, 6)
+		blk := func(i int) [2]uint32 { return [2]uint32{seq[i], seq[i+1]} }
+		r.clk.Advance(time.Millisecond)
+		if reordered {
+			c.ackSACK(seq[0], blk(4))
+			c.ackSACK(seq[0], blk(1), blk(4)) // below the fifth: reordering
+			c.ackSACK(seq[0], [2]uint32{seq[1], seq[3]}, blk(4))
+			c.ackSACK(seq[0], [2]uint32{seq[1], seq[6]})
+		} else {
+			c.ackSACK(seq[0], blk(1))
+			c.ackSACK(seq[0], [2]uint32{seq[1], seq[3]})
+			c.ackSACK(seq[0], [2]uint32{seq[1], seq[4]})
+		}
+		got := dataSegs(r.take())
+		if !reordered {
+			require.Len(t, got, 1, "three duplicate ACKs, three SACKed above: lost")
+			assert.Equal(t, seq[0], got[0].SeqNum())
+			continue
+		}
+		assert.Empty(t, got, "on a path seen to reorder, RACK waits")
+		c.ackSACK(seq[6])
+		r.clk.Advance(10 * time.Millisecond)
+		assert.Empty(t, dataSegs(r.take()))
+		assert.Zero(t, r.p.Stats().Retransmits)
+	}
+}

@@ -318,9 +318,13 @@ func (e *endpoint) detectLoss(now time.Time) bool {
 		return left <= 0
 	}
 	// Segments at indexes below lowIdx have dupThresh SACKed segments
-	// above them.
+	// above them: RFC 6675's rule, until the path is seen to reorder.
+	// After that RACK alone decides, as RFC 8985 has its reordering
+	// window take over from DupThresh and as Linux does
+	// (tp->reord_seen): on such a path, three segments SACKed above one
+	// are no sign that it is lost.
 	lowIdx := 0
-	if e.sb.sacked >= dupThresh {
+	if e.sb.sacked >= dupThresh && !e.reordering {
 		i := sort.Search(len(e.txq), func(i int) bool { return e.txq[i].end.GreaterThanEq(e.fack) })
 		for n := 0; i >= 0; i-- {
 			if i < len(e.txq) && e.txq[i].sacked {

@@ -218,7 +218,10 @@ func (e *endpoint) processAck(s *segment) bool {
 	}
 	if !advanced && ack == e.sndUna && len(s.data) == 0 && !s.has(header.TCPFlagFIN|header.TCPFlagSYN) && !windowChanged && e.sndUna != e.sndMax {
 		e.dupAcks++
-		if e.dupAcks == dupThresh && len(e.txq) > 0 && !e.inRecovery {
+		// Three duplicate ACKs (RFC 5681) mark the first segment lost
+		// until the path is seen to reorder; after that, with SACK,
+		// RACK decides (as in detectLoss).
+		if e.dupAcks == dupThresh && len(e.txq) > 0 && !e.inRecovery && !(e.sackOK && e.reordering) {
 			e.markLost(&e.txq[0])
 		}
 	}
