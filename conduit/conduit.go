@@ -236,7 +236,9 @@ func (c *Conduit) DialEndpoints(ctx context.Context, eps []endpoint.Endpoint) (F
 // context dialer. An address that is a URI ("unix:///run/app.sock",
 // "vchan://7/web") is dialed as it is, whatever network says;
 // otherwise network "tcp", "tcp4" or "tcp6" with "host:port" dials
-// tcp://host:port, and "unix" with a path dials that socket.
+// tcp://host:port, and "unix" with a path dials that socket. As with
+// net.Dialer (TCP_NODELAY), writes are pushed at once: the flow is
+// Nodelay's.
 func (c *Conduit) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
 	var uri string
 	switch {
@@ -254,7 +256,7 @@ func (c *Conduit) DialContext(ctx context.Context, network, address string) (net
 	if err != nil {
 		return nil, err // not a typed nil inside net.Conn
 	}
-	return f, nil
+	return Nodelay(f), nil
 }
 
 // dialOne validates an endpoint, with the endpoints it wraps, and dials

@@ -125,7 +125,7 @@ func (l *serverListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	sc := &serverConn{Conn: nodelay(c)}
+	sc := &serverConn{Conn: conduit.Nodelay(conduit.AsFlow(c))}
 	if s, ok := c.(connectionStater); ok {
 		cs := s.ConnectionState()
 		if cs.HandshakeComplete && cs.NegotiatedProtocol == "h2" {

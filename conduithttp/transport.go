@@ -192,7 +192,7 @@ func (d *dialer) dial(ctx context.Context, _, addr string) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return nodelay(f), nil
+	return conduit.Nodelay(conduit.AsFlow(f)), nil
 }
 
 // dialTLS resolves the address to TLS endpoints, dials their raw flows
@@ -222,7 +222,7 @@ func (d *dialer) dialTLS(ctx context.Context, _, addr string) (net.Conn, error) 
 	}
 	hctx, cancel := context.WithTimeout(ctx, d.timeout)
 	defer cancel()
-	tc := tls.Client(nodelay(raw), d.config(name))
+	tc := tls.Client(conduit.Nodelay(conduit.AsFlow(raw)), d.config(name))
 	if err := tc.HandshakeContext(hctx); err != nil {
 		raw.Close()
 		return nil, fmt.Errorf("conduithttp: TLS handshake with %s (%s): %w", name, u, err)

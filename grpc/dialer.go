@@ -2,7 +2,6 @@ package conduitgrpc
 
 import (
 	"context"
-	"errors"
 	"net"
 	"strings"
 
@@ -32,7 +31,7 @@ func dial(ctx context.Context, c *conduit.Conduit, addr string) (net.Conn, error
 	if err != nil {
 		return nil, err
 	}
-	return nodelay(conn), nil
+	return conduit.Nodelay(conduit.AsFlow(conn)), nil
 }
 
 // dialTLS dials the TLS endpoint of a URI (TLSByConduit) through the
@@ -61,45 +60,11 @@ func dialTLS(ctx context.Context, c *conduit.Conduit, uri string) (net.Conn, boo
 			if err != nil {
 				return nil, err
 			}
-			return nodelay(f), nil
+			return conduit.Nodelay(conduit.AsFlow(f)), nil
 		},
 	})
 	if err != nil {
 		return nil, true, &conduit.OpError{Op: "dial", URI: uri, Endpoint: ep, Err: err}
 	}
-	return nodelay(conn), true, nil
+	return conduit.Nodelay(conduit.AsFlow(conn)), true, nil
 }
-
-// nodelay returns conn writing with its WriteNodelay when it has one:
-// conduit's TCP flows run Nagle's algorithm for plain writes, which
-// holds the small frames of HTTP/2 back behind the peer's delayed
-// acknowledgements. Other connections are returned as they are.
-func nodelay(conn net.Conn) net.Conn {
-	if nd, ok := conn.(nodelayWriter); ok {
-		return &nodelayConn{Conn: conn, nd: nd}
-	}
-	return conn
-}
-
-type nodelayWriter interface {
-	WriteNodelay(b []byte) (int, error)
-}
-
-// nodelayConn is a flow whose writes are pushed at once.
-type nodelayConn struct {
-	net.Conn
-	nd nodelayWriter
-}
-
-func (c *nodelayConn) Write(b []byte) (int, error) { return c.nd.WriteNodelay(b) }
-
-// CloseWrite half-closes the flow.
-func (c *nodelayConn) CloseWrite() error {
-	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
-		return cw.CloseWrite()
-	}
-	return &net.OpError{Op: "close", Net: c.LocalAddr().Network(), Addr: c.RemoteAddr(), Err: errors.ErrUnsupported}
-}
-
-// NetConn returns the flow.
-func (c *nodelayConn) NetConn() net.Conn { return c.Conn }
