@@ -196,3 +196,36 @@ func TestDupThreshRetiresOnReordering(t *testing.T) {
 		assert.Zero(t, r.p.Stats().Retransmits)
 	}
 }
+
+// TestNoRTTSampleOverRetransmission: an ACK that cumulatively
+// acknowledges a retransmitted segment gives no RTT sample (Karn's
+// algorithm for the whole ACK, as Linux's FLAG_RETRANS_DATA_ACKED):
+// the segments it acknowledges with it, whose SACKs never came, were
+// sent long before, and taking the oldest as the sample made SRTT (and
+// with it the probe timeout, then the RTO) measure the recovery.
+// Four segments: the second is SACKed after 1 ms, the first is deemed
+// lost and sent again, a tail loss probe sends the fourth again, and
+// 50 ms later one ACK covers them all, the third (sent once, never
+// SACKed) with them.
+func TestNoRTTSampleOverRetransmission(t *testing.T) {
+	r, c, f, seq := newSACKSender(t, 4)
+	r.clk.Advance(time.Millisecond)
+	c.ackSACK(seq[0], [2]uint32{seq[1], seq[2]})
+	r.clk.Advance(2 * time.Millisecond)
+	var again []uint32
+	for _, s := range dataSegs(r.take()) {
+		again = append(again, s.SeqNum())
+	}
+	require.Contains(t, again, seq[0], "the first sent again")
+	require.NotContains(t, again, seq[2], "the third sent once")
+	e := f.(*endpoint)
+	e.mu.Lock()
+	before := e.srtt
+	e.mu.Unlock()
+	r.clk.Advance(47 * time.Millisecond)
+	c.ackSACK(seq[4])
+	e.mu.Lock()
+	after := e.srtt
+	e.mu.Unlock()
+	assert.Equal(t, before, after, "no 50 ms sample from the third")
+}

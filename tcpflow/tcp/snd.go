@@ -260,6 +260,7 @@ func (e *endpoint) processAck(s *segment) bool {
 
 // ackTxq removes the segments ack covers from the retransmission queue.
 func (e *endpoint) ackTxq(ack seqnum.Value, now time.Time) {
+	retransAcked := false
 	i := 0
 	for ; i < len(e.txq); i++ {
 		s := &e.txq[i]
@@ -278,7 +279,16 @@ func (e *endpoint) ackTxq(ack seqnum.Value, now time.Time) {
 		e.sb.forget(s, s.size())
 		if s.retrans {
 			e.sb.retrans--
+			retransAcked = true
 		}
+	}
+	if retransAcked {
+		// Karn's algorithm for the whole ACK, as Linux applies it
+		// (FLAG_RETRANS_DATA_ACKED): one that fills a hole with a
+		// retransmission also acknowledges segments whose SACKs were
+		// lost or crowded out, sent long before, and their time
+		// measures the recovery, not the path.
+		e.rttCandOK = false
 	}
 	e.txq = e.txq[i:]
 	if len(e.txq) == 0 {
