@@ -136,8 +136,13 @@ func (e *endpoint) cubicAck(acked int, now time.Time) {
 // (RFC 5681 equation 4), 70 % for CUBIC, which also remembers the
 // window the loss cut (with fast convergence: less of it when the
 // window had not grown back to the last one, RFC 9438 section 4.7).
+// The data in flight counts no more than the window: after a long
+// recovery the SACKed data above the holes is outstanding too, and a
+// reduction from all of it set ssthresh above the window, so that at a
+// bottleneck each recovery began from a larger one (Linux reduces from
+// the window).
 func (e *endpoint) reduceSsthresh() {
-	flight := int(e.sndUna.Size(e.sndMax))
+	flight := min(int(e.sndUna.Size(e.sndMax)), e.cwnd)
 	e.caBytes = 0
 	if e.p.o.CongestionControl == NewReno {
 		e.ssthresh = max(flight/2, 2*e.mss)

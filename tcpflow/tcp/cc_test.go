@@ -231,3 +231,27 @@ func TestUnusedWindowNotGrown(t *testing.T) {
 	}
 	assert.Equal(t, 11_000, e.cwnd, "all but one in flight")
 }
+
+// TestReductionFromWindow: a congestion event reduces from what is in
+// flight, but from no more than the window. At a bottleneck (the netem
+// wire at 100 Mbit/s with a 64-packet queue) recoveries that lasted
+// ended with the SACKed data above the holes outstanding, several times
+// the window, and the next recovery's ssthresh was 70 % of that: above
+// the window, growing from one recovery to the next, while the queue
+// dropped thousands of segments per transfer.
+func TestReductionFromWindow(t *testing.T) {
+	for _, tc := range []struct {
+		cc                 CongestionControl
+		flight, cwnd, want int // segments; ssthresh in bytes
+	}{
+		{CUBIC, 100, 10, 7000},
+		{NewReno, 100, 10, 5000},
+		{CUBIC, 4, 10, 2800}, // less in flight than the window: from the flight
+		{NewReno, 4, 10, 2000},
+	} {
+		e := ccEndpoint(t, tc.cc, tc.cwnd)
+		e.sndMax = e.sndUna.Add(seqnum.Size(tc.flight * e.mss))
+		e.reduceSsthresh()
+		assert.Equal(t, tc.want, e.ssthresh, "%v, %d segments in flight, window %d", tc.cc, tc.flight, tc.cwnd)
+	}
+}
