@@ -9,13 +9,11 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/conduit-go/conduit/conduit"
-	"github.com/conduit-go/conduit/tcpflow"
+	"github.com/conduit-go/conduit/endpoint"
 	"github.com/conduit-go/conduit/tlsflow"
-	"github.com/conduit-go/conduit/vchan"
 )
 
 func runListen(ctx context.Context, o *options, args []string, s *stdio) int {
@@ -179,10 +177,11 @@ func howCut(ctx context.Context, res result, o *options) string {
 // byPeer reports whether err is the peer's doing: a reset, an end
 // without close_notify, a peer that died.
 func byPeer(err error) bool {
-	return errors.Is(err, conduit.ErrReset) || errors.Is(err, tcpflow.ErrReset) || errors.Is(err, syscall.ECONNRESET) ||
-		errors.Is(err, syscall.EPIPE) || errors.Is(err, tlsflow.ErrTruncated) ||
-		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, vchan.ErrPeerDied) ||
-		errors.Is(err, vchan.ErrPeerClosed) || errors.Is(err, tlsflow.ErrPeerAlert)
+	// A reset of any transport (vchan's peer closing or dying too), a
+	// stream cut short (tlsflow.ErrTruncated is an io.ErrUnexpectedEOF)
+	// or the peer's TLS alert.
+	return endpoint.HasCause(err, endpoint.ErrReset) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, tlsflow.ErrPeerAlert)
 }
 
 // logTLS handshakes a TLS flow and logs its state (-v).
