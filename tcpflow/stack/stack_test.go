@@ -360,9 +360,23 @@ func TestZeroWindowPersist(t *testing.T) {
 		}
 		werr <- err
 	}()
-	// Nobody reads b: a fills b's window, then its own buffer.
+	// Nobody reads b yet: a fills b's window, then its own buffer, and
+	// probes the zero window. Time moves until the transfer is over, so
+	// that a probe is due whenever a waits on one (a single advance
+	// raced with a entering the persist state).
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(time.Millisecond):
+				clk.Advance(20 * time.Millisecond)
+			}
+		}
+	}()
 	time.Sleep(50 * time.Millisecond)
-	clk.Advance(5 * time.Second) // persist probes
 	got := make([]byte, 0, len(data))
 	buf := make([]byte, 8192)
 	for {
