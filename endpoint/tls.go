@@ -15,6 +15,11 @@ const KindTLS = "tls"
 type TLS struct {
 	ServerName string
 	Inner      Endpoint
+	// SVC, when non-nil, is what an HTTPS or SVCB record said of the
+	// endpoint (ALPN protocols, ECH configuration): the TLS transport
+	// offers its ALPN protocols and encrypts the ClientHello with its ECH
+	// configuration.
+	SVC *SVCParams
 }
 
 // Kind returns KindTLS.

@@ -1,0 +1,27 @@
+package endpoint
+
+// SVCParams is what an HTTPS or SVCB record (RFC 9460) said of a TLS
+// endpoint: the protocols to offer and the ECH configuration. A TLS
+// endpoint points to one: endpoints stay comparable with ==, and the
+// params are shared by every endpoint of one record. An SVCParams must
+// not be modified once an endpoint holds it.
+type SVCParams struct {
+	// Priority is the record's SvcPriority (1 is the most preferred).
+	Priority uint16
+	// Target is the record's TargetName, the host whose addresses the
+	// endpoints are ("." resolved to the owner name).
+	Target string
+	// ALPN are the protocols of the alpn key, in the record's order,
+	// followed by the default protocol of the scheme ("http/1.1" for
+	// HTTPS records) unless NoDefaultALPN: what the TLS client offers as
+	// NextProtos.
+	ALPN []string
+	// NoDefaultALPN is the no-default-alpn key.
+	NoDefaultALPN bool
+	// ECH is the ech key, an ECHConfigList (the value for
+	// crypto/tls.Config.EncryptedClientHelloConfigList).
+	ECH []byte
+	// Hint reports that the endpoint's address came from ipv4hint or
+	// ipv6hint, not from an A or AAAA answer.
+	Hint bool
+}
