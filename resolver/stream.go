@@ -10,8 +10,9 @@ import (
 // endpoints one lookup gave (the AAAA answer of a host, its A answer, the
 // addresses of one SRV target, the hints of an HTTPS record…).
 type Batch struct {
-	// Endpoints are new endpoints, in dial order (RFC 6724 order for the
-	// addresses of one host).
+	// Endpoints are new endpoints, in the order of their lookup: the
+	// dialer sorts addresses (RFC 6724), since the order depends on the
+	// source addresses of the stack that dials.
 	Endpoints []endpoint.Endpoint
 	// Group ranks the SRV target or HTTPS/SVCB alternative the endpoints
 	// belong to, in priority order: a dialer races the groups in
