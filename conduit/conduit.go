@@ -66,6 +66,13 @@ type Config struct {
 	// Logger, when non-nil, receives debug records of dial attempts and
 	// server events. Nothing is logged otherwise.
 	Logger *slog.Logger
+
+	// Proxy, when non-nil, chooses the proxy chain of each dialed URI
+	// that has no proxy query parameter of its own (docs/proxies.md):
+	// the proxies' URLs, nearest first, or none for a direct connection.
+	// ProxyFromEnvironment is one. Like http.Transport.Proxy, it is
+	// called for every Dial and Resolve.
+	Proxy ProxyFunc
 }
 
 // TLSConfig configures the built-in TLS transport.
@@ -125,6 +132,7 @@ func (c *Conduit) init() {
 			}
 		}
 		c.clock = orReal(c.cfg.Clock)
+		c.res = c.withProxies(c.res)
 	})
 }
 

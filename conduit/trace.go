@@ -26,6 +26,15 @@ type Trace struct {
 	// TLSHandshakeStart and TLSHandshakeDone bracket a TLS handshake.
 	TLSHandshakeStart func(ep endpoint.Endpoint)
 	TLSHandshakeDone  func(ep endpoint.Endpoint, state tls.ConnectionState, err error)
+	// ProxyConnectStart and ProxyConnectDone bracket the connection to
+	// the proxy of one hop (hop.Via: the first proxy, or the previous hop
+	// of a chain); ProxyHandshakeStart and ProxyHandshakeDone bracket the
+	// hop's SOCKS5 or CONNECT handshake that asks the proxy for
+	// hop.Target.
+	ProxyConnectStart   func(hop endpoint.Proxy)
+	ProxyConnectDone    func(hop endpoint.Proxy, err error)
+	ProxyHandshakeStart func(hop endpoint.Proxy)
+	ProxyHandshakeDone  func(hop endpoint.Proxy, err error)
 	// Accept is called for each connection a Listener accepts.
 	Accept func(local, remote net.Addr)
 }
@@ -85,5 +94,29 @@ func (t *Trace) tlsDone(ep endpoint.Endpoint, st tls.ConnectionState, err error)
 func (t *Trace) accept(local, remote net.Addr) {
 	if t != nil && t.Accept != nil {
 		t.Accept(local, remote)
+	}
+}
+
+func (t *Trace) proxyConnectStart(hop endpoint.Proxy) {
+	if t != nil && t.ProxyConnectStart != nil {
+		t.ProxyConnectStart(hop)
+	}
+}
+
+func (t *Trace) proxyConnectDone(hop endpoint.Proxy, err error) {
+	if t != nil && t.ProxyConnectDone != nil {
+		t.ProxyConnectDone(hop, err)
+	}
+}
+
+func (t *Trace) proxyHandshakeStart(hop endpoint.Proxy) {
+	if t != nil && t.ProxyHandshakeStart != nil {
+		t.ProxyHandshakeStart(hop)
+	}
+}
+
+func (t *Trace) proxyHandshakeDone(hop endpoint.Proxy, err error) {
+	if t != nil && t.ProxyHandshakeDone != nil {
+		t.ProxyHandshakeDone(hop, err)
 	}
 }
