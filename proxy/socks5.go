@@ -56,7 +56,7 @@ func SOCKS5(ctx context.Context, conn net.Conn, target string, auth *Auth) error
 	if ctx.Done() != nil {
 		fired = make(chan struct{})
 		stop = context.AfterFunc(ctx, func() {
-			conn.SetDeadline(aLongTimeAgo)
+			conn.SetDeadline(socks5PastDeadline)
 			close(fired)
 		})
 	}
@@ -71,8 +71,8 @@ func SOCKS5(ctx context.Context, conn net.Conn, target string, auth *Auth) error
 	return err
 }
 
-// aLongTimeAgo is a deadline in the past, which interrupts blocked I/O.
-var aLongTimeAgo = time.Unix(1, 0)
+// socks5PastDeadline is a deadline in the past, which interrupts blocked I/O.
+var socks5PastDeadline = time.Unix(1, 0)
 
 func socks5Handshake(conn net.Conn, dst socks5Addr, auth *Auth) error {
 	buf := make([]byte, 0, 3+2*255)
