@@ -16,7 +16,8 @@
 // deadline, with a bound on how many are unfinished), or with NewListener,
 // whose Conns handshake lazily on first use. Handshake failures are
 // *HandshakeError values classified by Kind (ErrUntrusted, ErrWrongName,
-// ErrExpired, ErrHandshakeTimeout, ErrPinMismatch, ErrPeerAlert) that unwrap
+// ErrExpired, ErrHandshakeTimeout, ErrPinMismatch, ErrPeerAlert,
+// ErrECHRejected) that unwrap
 // to crypto/tls's, crypto/x509's or the context's own error.
 //
 // Conn.Read returns io.EOF only after the peer's close_notify: a stream

@@ -36,7 +36,26 @@ var (
 	// ErrPeerAlert: the peer aborted the handshake with an alert (wraps
 	// *AlertError).
 	ErrPeerAlert = errors.New("peer sent alert")
+	// ErrECHRejected: the client offered Encrypted Client Hello and the
+	// server did not accept it (it has no key for the config, or serves
+	// no ECH). The handshake was authenticated for the config's public
+	// name, so the error wraps a *tls.ECHRejectionError whose
+	// RetryConfigList holds the configs the server offers instead (empty
+	// when it offers none): a client may retry once with them on a new
+	// connection (draft-ietf-tls-esni-22 section 6.1.6).
+	ErrECHRejected = errors.New("encrypted client hello rejected")
 )
+
+// ECHRetryConfigs returns the retry configurations of a handshake failure
+// of kind ErrECHRejected, and whether err is one. The list may be empty:
+// the server offered none (it serves no ECH).
+func ECHRetryConfigs(err error) ([]byte, bool) {
+	var rej *tls.ECHRejectionError
+	if !errors.As(err, &rej) {
+		return nil, false
+	}
+	return rej.RetryConfigList, true
+}
 
 // ErrTruncated is returned by Conn.Read when the inner connection ended
 // (a TCP FIN or close) without the peer's close_notify alert: the data
@@ -142,8 +161,11 @@ func classify(err error, serverName, peer string) error {
 		invalid  x509.CertificateInvalidError
 		netErr   net.Error
 	)
+	var echRejected *tls.ECHRejectionError
 	kind := ErrHandshake
 	switch {
+	case errors.As(err, &echRejected):
+		kind = ErrECHRejected
 	case errors.Is(err, ErrPinMismatch):
 		kind = ErrPinMismatch
 	case errors.As(err, &unknown):
@@ -171,8 +193,9 @@ func isVerification(err error) bool {
 		hostname x509.HostnameError
 		invalid  x509.CertificateInvalidError
 		cve      *tls.CertificateVerificationError
+		cb       *callbackError
 	)
-	return errors.Is(err, ErrPinMismatch) || errors.As(err, &unknown) ||
+	return errors.Is(err, ErrPinMismatch) || errors.As(err, &cb) || errors.As(err, &unknown) ||
 		errors.As(err, &hostname) || errors.As(err, &invalid) || errors.As(err, &cve)
 }
 

@@ -16,7 +16,9 @@ import (
 const reloadInterval = time.Second
 
 // Reloader serves a certificate and key pair from files and reloads them
-// when they change on disk. It is safe for concurrent use.
+// when they change on disk, to either side: GetCertificate for a server
+// (Config.GetCertificate), GetClientCertificate for a client
+// (Config.GetClientCertificate). It is safe for concurrent use.
 type Reloader struct {
 	certFile, keyFile string
 	now               func() time.Time // injected clock; time.Now by default
@@ -63,10 +65,25 @@ func LoadKeyPair(certFile, keyFile string) (*Reloader, error) {
 // update), it keeps serving the previous pair and retries on a later call;
 // Err reports the failure. It is usable as Config.GetCertificate.
 func (r *Reloader) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	return r.current(), nil
+}
+
+// GetClientCertificate is GetCertificate for the client side: it returns
+// the current certificate, reloaded as GetCertificate does, whatever the
+// server's request (crypto/tls sends it even if the server names other
+// CAs, and the server decides). It is usable as
+// Config.GetClientCertificate.
+func (r *Reloader) GetClientCertificate(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+	return r.current(), nil
+}
+
+// current returns the pair to serve, first looking at the files if the
+// interval has passed.
+func (r *Reloader) current() *tls.Certificate {
 	if r.now().UnixNano() >= r.nextCheck.Load() {
 		r.check()
 	}
-	return r.cert.Load(), nil
+	return r.cert.Load()
 }
 
 func (r *Reloader) check() {
