@@ -170,5 +170,6 @@ func NewDefaultRegistry(cfg *Config) *Registry {
 	vt := &VchanTransport{Config: cfg.Vchan}
 	must(r.Register(endpoint.KindVchan, vt))
 	must(r.Register(endpoint.KindVchanNamed, vt))
+	must(r.Register(endpoint.KindProxy, ProxyTransport{}))
 	return r
 }
