@@ -26,7 +26,9 @@ const MaxHTTPHeadBytes = 64 << 10
 // response whose status is not 2xx. It unwraps to the cause it names
 // where one applies:
 //
-//   - 407 Proxy Authentication Required: ErrAuth;
+//   - 407 Proxy Authentication Required: ErrAuth, and 401 Unauthorized
+//     too (tinyproxy 1.11 answers wrong credentials with 401; to a
+//     CONNECT, only the proxy can answer);
 //   - 403 Forbidden: ErrNotAllowed;
 //   - 502 Bad Gateway and 503 Service Unavailable: endpoint.ErrRefused
 //     (the proxy could not reach the destination: squid answers a
@@ -47,7 +49,7 @@ func (e *HTTPError) Error() string { return "proxy: http connect: " + e.Status }
 // Unwrap returns the cause of the status (see HTTPError), or nil.
 func (e *HTTPError) Unwrap() error {
 	switch e.StatusCode {
-	case 407:
+	case 401, 407:
 		return ErrAuth
 	case 403:
 		return ErrNotAllowed
@@ -124,7 +126,7 @@ func HTTPConnect(ctx context.Context, conn net.Conn, target string, auth *Auth) 
 	}
 	conn.SetDeadline(time.Time{})
 	if err != nil {
-		if cerr := ctx.Err(); cerr != nil {
+		if cerr := contextError(ctx, err); cerr != nil {
 			var he *HTTPError
 			if !errors.As(err, &he) {
 				return nil, &httpConnectError{msg: cerr.Error(), cause: cerr}
@@ -133,6 +135,21 @@ func HTTPConnect(ctx context.Context, conn net.Conn, target string, auth *Auth) 
 		return nil, err
 	}
 	return out, nil
+}
+
+// contextError returns ctx's error when ctx ended the operation that
+// failed with err: ctx.Err(), or context.DeadlineExceeded for a timeout
+// at ctx's deadline (which the connection's deadline, set to it, may
+// report a moment before ctx's own timer fires).
+func contextError(ctx context.Context, err error) error {
+	if cerr := ctx.Err(); cerr != nil {
+		return cerr
+	}
+	var te interface{ Timeout() bool }
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) && errors.As(err, &te) && te.Timeout() {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 // pastDeadline is a deadline in the past: setting it interrupts blocked
