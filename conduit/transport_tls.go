@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"net"
+	"slices"
 
 	"github.com/conduit-go/conduit/endpoint"
 	"github.com/conduit-go/conduit/tlsflow"
@@ -18,10 +19,15 @@ type TLSTransport struct {
 	Config TLSConfig
 }
 
-// clientConfig returns the configuration for dialing serverName.
-func (t *TLSTransport) clientConfig(serverName string) *tlsflow.Config {
+// clientConfig returns the configuration for dialing e: the Client
+// configuration (or ByServerName's for its server name) with the server
+// name, and what the endpoint's HTTPS or SVCB record said (e.SVC) where
+// the configuration is silent: its ALPN protocols when neither NextProtos
+// nor Base.NextProtos is set, its ECH config list when neither
+// ECHConfigList nor Base.EncryptedClientHelloConfigList is set.
+func (t *TLSTransport) clientConfig(e endpoint.TLS) *tlsflow.Config {
 	base := t.Config.Client
-	if c, ok := t.Config.ByServerName[serverName]; ok {
+	if c, ok := t.Config.ByServerName[e.ServerName]; ok {
 		base = c
 	}
 	var cfg *tlsflow.Config
@@ -31,12 +37,29 @@ func (t *TLSTransport) clientConfig(serverName string) *tlsflow.Config {
 		cfg = &tlsflow.Config{}
 	}
 	if cfg.ServerName == "" {
-		cfg.ServerName = serverName
+		cfg.ServerName = e.ServerName
+	}
+	if svc := e.SVC; svc != nil {
+		if len(svc.ALPN) > 0 && len(cfg.NextProtos) == 0 && (cfg.Base == nil || len(cfg.Base.NextProtos) == 0) {
+			cfg.NextProtos = slices.Clone(svc.ALPN)
+		}
+		if len(svc.ECH) > 0 && len(cfg.ECHConfigList) == 0 && (cfg.Base == nil || cfg.Base.EncryptedClientHelloConfigList == nil) {
+			cfg.ECHConfigList = svc.ECH
+		}
 	}
 	return cfg
 }
 
-// Dial dials the inner endpoint and runs a client handshake over it.
+// Dial dials the inner endpoint and runs a client handshake over it,
+// with the ALPN protocols and ECH configuration of e.SVC where the
+// configuration sets none (see clientConfig).
+//
+// When the server rejects ECH and offers retry configurations (its key
+// changed since the record was published), Dial retries once on a new
+// inner connection with them, as draft-ietf-tls-esni-22 section 6.1.6
+// recommends; a second rejection, or one without retry configurations,
+// fails with tlsflow.ErrECHRejected. Dial never falls back to a
+// ClientHello that shows the server name.
 func (t *TLSTransport) Dial(ctx context.Context, ep endpoint.Endpoint, opts DialOptions) (net.Conn, error) {
 	e, ok := ep.(endpoint.TLS)
 	if !ok {
@@ -45,18 +68,33 @@ func (t *TLSTransport) Dial(ctx context.Context, ep endpoint.Endpoint, opts Dial
 	if opts.Dial == nil {
 		return nil, errorf("tls transport: no dialer for the inner endpoint %s", e.Inner)
 	}
+	cfg := t.clientConfig(e)
+	conn, err := t.handshake(ctx, e, opts, cfg)
+	if retry, ok := tlsflow.ECHRetryConfigs(err); ok && len(retry) > 0 {
+		cfg = cfg.Clone()
+		cfg.ECHConfigList = retry
+		conn, err = t.handshake(ctx, e, opts, cfg)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return conn, nil
+}
+
+// handshake dials e's inner endpoint and runs one client handshake.
+func (t *TLSTransport) handshake(ctx context.Context, e endpoint.TLS, opts DialOptions, cfg *tlsflow.Config) (*tlsflow.Conn, error) {
 	inner, err := opts.Dial(ctx, e.Inner)
 	if err != nil {
 		return nil, err
 	}
 	trace := ContextTrace(ctx)
-	trace.tlsStart(ep)
-	conn, err := tlsflow.Client(ctx, inner, t.clientConfig(e.ServerName))
+	trace.tlsStart(e)
+	conn, err := tlsflow.Client(ctx, inner, cfg)
 	if err != nil {
-		trace.tlsDone(ep, tls.ConnectionState{}, err)
+		trace.tlsDone(e, tls.ConnectionState{}, err)
 		return nil, err // tlsflow closed inner
 	}
-	trace.tlsDone(ep, conn.ConnectionState(), nil)
+	trace.tlsDone(e, conn.ConnectionState(), nil)
 	return conn, nil
 }
 
