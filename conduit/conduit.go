@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
@@ -42,6 +43,29 @@ type Config struct {
 	// DefaultFallbackDelay; a negative value dials the endpoints one
 	// after the other, each waiting for the previous one to fail.
 	FallbackDelay time.Duration
+
+	// ResolutionDelay is the Happy Eyeballs resolution delay (RFC 8305
+	// §3): when the resolver streams its answers (resolver.Streamer) and
+	// the first holds only IPv4 endpoints, how long a dial waits for the
+	// IPv6 ones before it starts with what it has (IPv6 endpoints that
+	// come later still join the race). Zero means
+	// DefaultResolutionDelay; a negative value starts at once.
+	ResolutionDelay time.Duration
+
+	// FamilyMemory is how long the Conduit remembers, per host name, the
+	// address family of the endpoint that won its last dial, and starts
+	// the next dial of that host with that family (RFC 8305 §7's
+	// suggestion, kept short-lived). Zero means DefaultFamilyMemory; a
+	// negative value disables the memory.
+	FamilyMemory time.Duration
+
+	// SourceAddr returns the source address the system would use to
+	// reach dst, or the invalid netip.Addr when it has no route to it:
+	// a dial sorts IP endpoints by RFC 6724 with these sources. Nil
+	// means asking the kernel, as Go's net package does (a UDP socket
+	// "connected" to dst, which sends nothing). It may be called from
+	// several dials at once.
+	SourceAddr func(dst netip.Addr) netip.Addr
 
 	// Clock times the Happy Eyeballs attempt delay, and is the default
 	// resolver's clock (resolver.Config.Clock) when Resolver is nil. Nil
@@ -102,7 +126,8 @@ type Conduit struct {
 	res    resolver.Resolver
 	resErr error
 	closer func() error
-	clock  clock.Clock // cfg.Clock or the real one
+	clock  clock.Clock  // cfg.Clock or the real one
+	fam    familyMemory // the family that won each host's last dial
 }
 
 // New returns a Conduit configured by cfg; nil means the defaults.
@@ -209,24 +234,22 @@ func (c *Conduit) resolve(ctx context.Context, uri string, listen bool) ([]endpo
 }
 
 // Dial resolves uri and connects to one of its endpoints, racing them
-// with Happy Eyeballs (RFC 8305). ctx governs the resolution and the
-// connection setup (including a TLS handshake), not the returned flow.
+// with Happy Eyeballs v2 (RFC 8305; docs/architecture.md tells the order
+// of events). When the resolver streams its answers (resolver.Streamer),
+// the race starts with the first usable answer, after the resolution
+// delay when it holds only IPv4 endpoints, and the endpoints of later
+// answers join it. The endpoints of each group (an SRV target, an HTTPS
+// record) are sorted by RFC 6724 and alternate between address
+// families, starting with the family that last won for the host
+// (Config.FamilyMemory); groups are tried in order. ctx governs the
+// resolution and the connection setup (including a TLS handshake), not
+// the returned flow.
 //
 // On failure the error is an *OpError; when several endpoints were
 // tried, every endpoint's error is kept.
 func (c *Conduit) Dial(ctx context.Context, uri string) (Flow, error) {
 	c.init()
-	trace := ContextTrace(ctx)
-	trace.resolveStart(uri)
-	eps, err := c.resolve(ctx, uri, false)
-	trace.resolveDone(uri, eps, err)
-	if err != nil {
-		if oe, ok := err.(*OpError); ok {
-			oe.Op = "dial"
-		}
-		return nil, err
-	}
-	return c.dialEndpoints(ctx, uri, eps)
+	return c.dialURI(ctx, uri, "")
 }
 
 // DialEndpoints connects to one of the given endpoints with Happy
@@ -236,7 +259,7 @@ func (c *Conduit) DialEndpoints(ctx context.Context, eps []endpoint.Endpoint) (F
 	if len(eps) == 0 {
 		return nil, &OpError{Op: "dial", Err: ErrNoEndpoints}
 	}
-	return c.dialEndpoints(ctx, "", eps)
+	return c.race(ctx, "", "", eps, nil)
 }
 
 // DialContext dials network and address the way net.Dialer.DialContext
@@ -246,21 +269,28 @@ func (c *Conduit) DialEndpoints(ctx context.Context, eps []endpoint.Endpoint) (F
 // otherwise network "tcp", "tcp4" or "tcp6" with "host:port" dials
 // tcp://host:port, and "unix" with a path dials that socket. As with
 // net.Dialer (TCP_NODELAY), writes are pushed at once: the flow is
-// Nodelay's.
+// Nodelay's. As with net.Dialer, "tcp4" and "tcp6" dial only the
+// endpoints of that family; a host without any fails with an error
+// matching ErrNoSuitableAddress.
 func (c *Conduit) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
-	var uri string
+	var (
+		uri    string
+		family familyFilter
+	)
 	switch {
 	case strings.Contains(address, "://"):
 		uri = address
 	case network == "tcp" || network == "tcp4" || network == "tcp6":
 		uri = "tcp://" + address
+		family = familyFilter(strings.TrimPrefix(network, "tcp"))
 	case network == "unix":
 		uri = "unix://" + (&url.URL{Path: address}).EscapedPath()
 	default:
 		return nil, &OpError{Op: "dial", URI: network + ":" + address,
 			Err: errorf("network %q is not supported by DialContext", network)}
 	}
-	f, err := c.Dial(ctx, uri)
+	c.init()
+	f, err := c.dialURI(ctx, uri, family)
 	if err != nil {
 		return nil, err // not a typed nil inside net.Conn
 	}

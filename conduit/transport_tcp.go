@@ -2,6 +2,7 @@ package conduit
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -44,11 +45,30 @@ func (t *TCPTransport) stack() Stack {
 	return t.kernel
 }
 
+var _ DialChecker = (*TCPTransport)(nil)
+
+// CanDial reports, wrapping ErrFamilyUnsupported, that the Stack cannot
+// dial ep's address family (a FamilyStack that says so: the userspace
+// stack has no IPv6); nil otherwise.
+func (t *TCPTransport) CanDial(ep endpoint.Endpoint) error {
+	e, ok := ep.(endpoint.TCP)
+	if !ok {
+		return nil // Dial says why
+	}
+	if fs, ok := t.stack().(FamilyStack); ok && !fs.SupportsFamily(e.Family()) {
+		return fmt.Errorf("%w: the tcp transport's stack cannot dial IPv%s", ErrFamilyUnsupported, e.Family())
+	}
+	return nil
+}
+
 // Dial connects to a endpoint.TCP endpoint.
 func (t *TCPTransport) Dial(ctx context.Context, ep endpoint.Endpoint, opts DialOptions) (net.Conn, error) {
 	e, ok := ep.(endpoint.TCP)
 	if !ok {
 		return nil, errorf("tcp transport cannot dial a %q endpoint", ep.Kind())
+	}
+	if err := t.CanDial(e); err != nil {
+		return nil, err
 	}
 	f, err := t.stack().CreateConnection(ctx, e.Addr, tcpflow.DialOptions{Keepalive: opts.Keepalive})
 	if err != nil {

@@ -149,6 +149,12 @@ func (s *Stack) CreateConnection(ctx context.Context, dst netip.AddrPort, opts t
 	return s.tcp.Dial(ctx, dst, opts)
 }
 
+// SupportsFamily reports whether the stack dials the address family
+// ("4" or "6", as endpoint.Family names them): only IPv4, so that a
+// dialer skips IPv6 endpoints instead of racing them (conduit's
+// FamilyStack).
+func (s *Stack) SupportsFamily(family string) bool { return family == "4" }
+
 // ListenFlows listens on addr (our address or 0.0.0.0; port 0 picks one).
 func (s *Stack) ListenFlows(ctx context.Context, addr netip.AddrPort, ka *tcpflow.Keepalive) (tcpflow.FlowListener, error) {
 	return s.tcp.ListenFlows(ctx, addr, ka)
