@@ -195,8 +195,9 @@ func (o *options) build(listenURI string, dialURIs ...string) (_ *conduit.Condui
 		if err != nil {
 			return nil, nil, fmt.Errorf("--cert/--key: %w", err)
 		}
+		// Both sides reload renewed files (checked at most once a second).
 		server.GetCertificate = r.GetCertificate
-		client.Certificates = []tls.Certificate{*r.Certificate()}
+		client.GetClientCertificate = r.GetClientCertificate
 	}
 	cfg.TLS = conduit.TLSConfig{Client: client, Server: server}
 	if o.hosts != "" || len(o.nameservers) > 0 {
