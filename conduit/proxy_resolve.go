@@ -115,26 +115,19 @@ type hop struct {
 // choice for a host URI.
 func (r *proxyResolver) chain(ctx context.Context, uri string) ([]hop, string, error) {
 	if strings.Contains(uri, proxyParam+"=") {
-		u, err := url.Parse(uri)
-		if err == nil {
-			q := u.Query()
-			if urls, ok := q[proxyParam]; ok {
-				q.Del(proxyParam)
-				u.RawQuery = q.Encode()
-				target := u.String()
-				if len(urls) == 1 && urls[0] == "direct" {
-					return nil, target, nil
-				}
-				hops := make([]hop, 0, len(urls))
-				for _, s := range urls {
-					h, err := parseHop(s)
-					if err != nil {
-						return nil, "", &OpError{Op: "resolve", URI: uri, Err: err}
-					}
-					hops = append(hops, h)
-				}
-				return hops, target, nil
+		if urls, target, ok := splitProxyParams(uri); ok {
+			if len(urls) == 1 && urls[0] == "direct" {
+				return nil, target, nil
 			}
+			hops := make([]hop, 0, len(urls))
+			for _, s := range urls {
+				h, err := parseHop(s)
+				if err != nil {
+					return nil, "", &OpError{Op: "resolve", URI: uri, Err: err}
+				}
+				hops = append(hops, h)
+			}
+			return hops, target, nil
 		}
 	}
 	if r.fn == nil {
@@ -157,6 +150,43 @@ func (r *proxyResolver) chain(ctx context.Context, uri string) ([]hop, string, e
 		hops = append(hops, h)
 	}
 	return hops, uri, nil
+}
+
+// splitProxyParams takes the proxy parameters out of uri's query: their
+// values, unescaped (a "+" stays a "+", so socks5+unix:// needs no
+// escaping), and uri without them, the other parameters as they were.
+func splitProxyParams(uri string) (proxies []string, rest string, ok bool) {
+	base, query, found := strings.Cut(uri, "?")
+	if !found {
+		return nil, uri, false
+	}
+	query, fragment, hasFragment := strings.Cut(query, "#")
+	var kept []string
+	for _, param := range strings.Split(query, "&") {
+		key, value, _ := strings.Cut(param, "=")
+		if key != proxyParam {
+			if param != "" {
+				kept = append(kept, param)
+			}
+			continue
+		}
+		v, err := url.PathUnescape(value)
+		if err != nil {
+			v = value // parseHop reports it
+		}
+		proxies = append(proxies, v)
+	}
+	if len(proxies) == 0 {
+		return nil, uri, false
+	}
+	rest = base
+	if len(kept) > 0 {
+		rest += "?" + strings.Join(kept, "&")
+	}
+	if hasFragment {
+		rest += "#" + fragment
+	}
+	return proxies, rest, true
 }
 
 // target parses a host URI without a lookup, when inner can.

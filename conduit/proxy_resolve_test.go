@@ -70,7 +70,7 @@ func TestProxyChainByURI(t *testing.T) {
 			"https://example.test?proxy=https://b.test:8443",
 			[]string{"tls://example.test@http://example.test:443@tls://b.test@tcp://b.test=127.0.0.3:8443"}},
 		{"a proxy over a Unix socket",
-			"tcp://example.test:7?proxy=socks5h%2Bunix:///run/socks.sock",
+			"tcp://example.test:7?proxy=socks5h+unix:///run/socks.sock",
 			[]string{"socks5h://example.test:7@unix:///run/socks.sock"}},
 		{"sni kept, proxy param removed",
 			"tls://127.0.0.9:443?sni=web.test&proxy=http://b.test:3128",
@@ -98,7 +98,7 @@ func TestProxyChainErrors(t *testing.T) {
 		{"tcp://example.test:80?proxy=socks5://", "no host"},
 		{"unix:///tmp/x.sock?proxy=socks5://a.test", "cannot be reached through a proxy"},
 		{"tcp://nowhere.test:80?proxy=socks5://a.test", "nowhere.test"},
-		{"tcp://example.test:80?proxy=socks5%2Bunix:///s&proxy=http%2Bunix:///t", "not at a HOST:PORT"},
+		{"tcp://example.test:80?proxy=socks5+unix:///s&proxy=http%2Bunix:///t", "not at a HOST:PORT"},
 	} {
 		_, err := c.Resolve(ctx, tc.uri)
 		require.Error(t, err, tc.uri)

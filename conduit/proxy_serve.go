@@ -88,10 +88,9 @@ func (c *Conduit) ServeProxy(ctx context.Context, ln *Listener, protocol string,
 		srv = &proxy.Server{}
 	}
 	s := *srv
-	if s.Auth == nil && s.Allow == nil && !endpoint.IsLocal(ln.Endpoint()) {
+	if err := CheckProxyExposure(ln.Endpoint(), &s); err != nil {
 		ln.Close()
-		return &OpError{Op: "serve", URI: ln.URI(), Err: errorf(
-			"a proxy on %s, which is not a loopback address, needs authentication or a destination allow-list", ln.Addr())}
+		return &OpError{Op: "serve", URI: ln.URI(), Err: err}
 	}
 	if s.Dial == nil {
 		s.Dial = func(ctx context.Context, target string) (net.Conn, error) {
@@ -115,4 +114,15 @@ func (c *Conduit) ServeProxy(ctx context.Context, ln *Listener, protocol string,
 	return ServeListener(ctx, ln, HandlerFunc(func(ctx context.Context, f Flow) {
 		serve(ctx, f) // logged by srv; it closes f
 	}), grace)
+}
+
+// CheckProxyExposure returns an error when a proxy listening on ep would
+// relay for anyone: ep can be reached from other machines (it is not
+// endpoint.IsLocal) and srv has neither Auth nor Allow. ServeProxy checks
+// it; a caller can check it before announcing the listener.
+func CheckProxyExposure(ep endpoint.Endpoint, srv *proxy.Server) error {
+	if srv.Auth != nil || srv.Allow != nil || endpoint.IsLocal(ep) {
+		return nil
+	}
+	return errorf("a proxy on %s, which other machines can reach, needs authentication or a destination allow-list", endpoint.URI(ep))
 }

@@ -222,6 +222,9 @@ func (o *options) build(listenURI string, dialURIs ...string) (_ *conduit.Condui
 		cfg.Resolver = res
 		o.closeResolver = res.Close
 	}
+	if o.dialsOut {
+		cfg.Proxy = o.proxyFunc()
+	}
 	c := conduit.New(cfg)
 	o.closeConduit = c.Close
 	return c, ka, nil
@@ -268,6 +271,22 @@ func (o *options) traceContext(ctx context.Context, w *logWriter) context.Contex
 				return
 			}
 			pr("connected %s", ep)
+		},
+		ProxyConnectDone: func(hop endpoint.Proxy, err error) {
+			if err != nil {
+				pr("proxy %s %s: connect failed: %s", hop.Protocol, hop.Via, plain(err))
+				return
+			}
+			if timed {
+				pr("proxy %s connected %s", hop.Protocol, hop.Via)
+			}
+		},
+		ProxyHandshakeDone: func(hop endpoint.Proxy, err error) {
+			if err != nil {
+				pr("proxy %s: %s refused: %s", hop.Protocol, hop.Target, plain(err))
+				return
+			}
+			pr("proxy %s tunnel to %s", hop.Protocol, hop.Target)
 		},
 		TLSHandshakeStart: func(ep endpoint.Endpoint) {
 			if timed {

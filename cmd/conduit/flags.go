@@ -76,6 +76,14 @@ type options struct {
 	size     int
 	msg      int
 
+	proxies   []string // --proxy, the chain nearest first
+	noproxy   string
+	allow     []string
+	proxyAuth string
+	// dialsOut: the command dials destinations, so --proxy and the
+	// environment's proxies apply (dial, relay, bench, resolve).
+	dialsOut bool
+
 	given map[string]bool // the flags on the command line
 
 	closeConduit  func() error // of the Conduit build made

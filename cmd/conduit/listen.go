@@ -19,6 +19,12 @@ import (
 func runListen(ctx context.Context, o *options, args []string, s *stdio) int {
 	cmd := s.cmd
 	uri := args[0]
+	if conduit.IsProxyListenURI(uri) {
+		return runProxyListen(ctx, o, uri, s)
+	}
+	if o.given["allow"] || o.given["proxy-auth"] {
+		return fail(s.log, cmd, usagef("--allow and --proxy-auth go with a proxy listener (socks5://… or connect://…)"))
+	}
 	modes := 0
 	for _, on := range []bool{o.echo, o.discard, o.exec != ""} {
 		if on {

@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"syscall"
 )
@@ -68,8 +69,9 @@ leaves the machine.`,
 		about: `Prints the endpoints URI resolves to, in dial order, one per line.`,
 		examples: []string{"conduit resolve tcp://localhost:8080", "conduit resolve https://example.com",
 			"conduit resolve --json tls+unix:///run/app.sock?sni=app",
-			"conduit resolve --nameserver 127.0.0.1:5353 https+srv://svc.test"},
-		flags: join(resolveFlags, []*flagDef{&fTimeout, &fJSON, &fVerbose, &fTrace}),
+			"conduit resolve --nameserver 127.0.0.1:5353 https+srv://svc.test",
+			"conduit resolve --proxy socks5h://127.0.0.1:1080 --proxy http://proxy.test:3128 tls://example.com:443"},
+		flags: join(resolveFlags, proxyFlags, []*flagDef{&fTimeout, &fJSON, &fVerbose, &fTrace}),
 		run:   runResolve},
 	{name: "dial", args: "URI", minArgs: 1, maxArgs: 1, summary: "connect to a URI and copy standard input and output through it",
 		about: `Connects to URI, copies standard input to it and what it sends to standard
@@ -84,8 +86,10 @@ exit status is 1.`,
 			"conduit dial --ca ca.pem tls://example.test:8443 < request",
 			"conduit dial unix:///run/app.sock",
 			"conduit dial -v https://localhost:8443 < /dev/null",
-			"conduit dial --exec 'cat > received' tcp://127.0.0.1:7000"},
-		flags: join(resolveFlags, tlsClient, []*flagDef{&fKeepalive, &fTimeout, &fIdle, &fExec, &fProgress, &fVerbose, &fTrace, &fVchanDir}, stackGroup),
+			"conduit dial --exec 'cat > received' tcp://127.0.0.1:7000",
+			"conduit dial --proxy socks5h://127.0.0.1:1080 tls://example.com:443",
+			"conduit dial 'tls://example.com:443?proxy=socks5://10.0.0.1:1080&proxy=http://proxy.test:3128'"},
+		flags: join(resolveFlags, proxyFlags, tlsClient, []*flagDef{&fKeepalive, &fTimeout, &fIdle, &fExec, &fProgress, &fVerbose, &fTrace, &fVchanDir}, stackGroup),
 		run:   runDial},
 	{name: "listen", args: "URI", minArgs: 1, maxArgs: 1, summary: "accept connections on a URI (print, --echo, --discard or --exec)",
 		about: `Accepts connections on URI. By default it serves one connection and exits,
@@ -100,14 +104,24 @@ drops it; these keep accepting. --exec runs a command for the connection
 The first line on standard error is "listening on URI" with the bound
 address (port 0 replaced by the real port); then one line per accepted
 connection and one when it ends, saying how it ended and the bytes each
-way. SIGINT or SIGTERM stops it gracefully.`,
+way. SIGINT or SIGTERM stops it gracefully.
+
+socks5://[USER:PASS@]HOST:PORT serves a SOCKS5 proxy and
+connect://[USER:PASS@]HOST:PORT an HTTP CONNECT proxy (socks5+unix:///PATH
+and the like over other transports). A proxy keeps accepting until it is
+stopped, passes half-closes through and logs each connection with its
+destination; destinations are dialed through conduit (its resolver, hosts
+and rewrites). A proxy reachable from other machines needs
+authentication or --allow, or it refuses to start.`,
 		examples: []string{"conduit listen --echo tcp://127.0.0.1:7000",
 			"conduit listen tcp://127.0.0.1:7000 < file",
 			"conduit listen -k --discard --max-conns 100 tcp://[::1]:0",
 			"conduit listen --cert srv.pem --key srv.key tls://127.0.0.1:8443",
-			"conduit listen --exec 'tr a-z A-Z' unix:///tmp/upper.sock"},
+			"conduit listen --exec 'tr a-z A-Z' unix:///tmp/upper.sock",
+			"conduit listen socks5://user:secret@127.0.0.1:1080",
+			"conduit listen --allow 10.0.0.0/8 connect://0.0.0.0:3128"},
 		flags: join(resolveFlags, tlsServer, []*flagDef{&fHandshake, &fKeepalive, &fTimeout, &fIdleServer, &fEcho, &fDiscard, &fKeepOpen,
-			&fExec, &fMaxConns, &fGrace, &fVerbose, &fVchanDir}, stackGroup),
+			&fExec, &fMaxConns, &fGrace, &fVerbose, &fVchanDir, &fAllow, &fProxyAuth}, stackGroup),
 		run: runListen},
 	{name: "relay", args: "LISTEN_URI DIAL_URI", minArgs: 2, maxArgs: 2, summary: "forward every connection accepted on one URI to a dial of another",
 		about: `Accepts connections on LISTEN_URI and forwards each to a fresh dial of
@@ -116,7 +130,7 @@ when a connection is accepted and one when it ends, with the bytes each
 way and how it ended.`,
 		examples: []string{"conduit relay tcp://127.0.0.1:8080 unix:///run/app.sock",
 			"conduit relay --cert srv.pem --key srv.key tls://0.0.0.0:443 tcp://127.0.0.1:8080"},
-		flags: join(resolveFlags, tlsServer, []*flagDef{&fInsecure, &fHandshake, &fKeepalive, &fTimeout, &fIdleServer, &fMaxConns, &fGrace,
+		flags: join(resolveFlags, proxyFlags, tlsServer, []*flagDef{&fInsecure, &fHandshake, &fKeepalive, &fTimeout, &fIdleServer, &fMaxConns, &fGrace,
 			&fVerbose, &fTrace, &fVchanDir}, stackGroup),
 		run: runRelay},
 	{name: "bench", args: "URI", minArgs: 1, maxArgs: 1, summary: `measure throughput and latency against a "listen --echo" peer`,
@@ -128,7 +142,7 @@ nothing back is reported as "peer does not echo" (exit 1). SIGINT or
 SIGTERM ends the run and prints what was measured (exit 1).`,
 		examples: []string{"conduit listen --echo tcp://127.0.0.1:7000 &", "conduit bench tcp://127.0.0.1:7000",
 			"conduit bench --json --duration 1s unix:///tmp/echo.sock"},
-		flags: join(resolveFlags, tlsClient, []*flagDef{&fKeepalive, &fTimeout, &fDuration, &fBenchSize, &fMsg, &fJSON, &fVerbose, &fTrace, &fVchanDir}, stackGroup),
+		flags: join(resolveFlags, proxyFlags, tlsClient, []*flagDef{&fKeepalive, &fTimeout, &fDuration, &fBenchSize, &fMsg, &fJSON, &fVerbose, &fTrace, &fVchanDir}, stackGroup),
 		run:   runBench},
 	{name: "completion", args: "SHELL", minArgs: 1, maxArgs: 1, summary: "print a bash, zsh or fish completion script",
 		about: `Prints a completion script for SHELL (bash, zsh or fish), made from the
@@ -238,6 +252,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err != nil {
 		return fail(s.log, cmd, err)
 	}
+	o.dialsOut = slices.Contains(cmd.flags, &fProxy)
 	return cmd.run(ctx, o, pos, s)
 }
 

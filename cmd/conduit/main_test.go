@@ -17,6 +17,11 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	// The command honours the proxy variables, as curl does: the tests
+	// dial loopback directly unless they set them.
+	for _, v := range []string{"HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "all_proxy", "no_proxy"} {
+		os.Unsetenv(v)
+	}
 	code := testutil.RunNoLeaks(m)
 	if binPath != "" {
 		os.RemoveAll(filepath.Dir(binPath))
