@@ -54,7 +54,9 @@ func run(ctx context.Context, dir string, w io.Writer) error {
 		return err
 	}
 	auth := &proxy.Auth{Username: "demo", Password: "s3cret"}
-	go func() { served <- c.ServeProxy(ctx, connectLn, conduit.ProxySchemeConnect, &proxy.Server{Auth: auth}, 0) }()
+	go func() {
+		served <- c.ServeProxy(ctx, connectLn, conduit.ProxySchemeConnect, &proxy.Server{Auth: auth}, 0)
+	}()
 
 	uri := fmt.Sprintf("%s?proxy=socks5h+unix://%s&proxy=http://demo:s3cret@%s",
 		echo.URI(), filepath.Join(dir, "socks.sock"), connectLn.Addr())
