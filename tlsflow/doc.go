@@ -25,6 +25,18 @@
 // matches io.ErrUnexpectedEOF), so a cut-short transfer is never taken for
 // a complete one.
 //
-// Reloader serves a key pair from files and picks up renewed certificates;
-// NewCertPoolFromFile loads CA bundles strictly.
+// Config.Base plugs in any crypto/tls setting (VerifyConnection,
+// GetClientCertificate, a go-spiffe configuration): tlsflow's defaults
+// fill only what it leaves zero, and its TLS 1.2 floor and pins stay.
+//
+// Encrypted Client Hello: GenerateECHKey makes a server key and the
+// ECHConfigList clients need (an HTTPS record's ech value):
+//
+//	key, list, err := tlsflow.GenerateECHKey("public.example", 1)
+//	srv := &tlsflow.Config{Certificates: certs, ECHKeys: []tls.EncryptedClientHelloKey{key}}
+//	cli := &tlsflow.Config{ServerName: "hidden.example", ECHConfigList: list}
+//	// conn.ConnectionState().ECHAccepted; a rejection is ErrECHRejected
+//
+// Reloader serves a key pair from files and picks up renewed certificates,
+// for servers and clients; NewCertPoolFromFile loads CA bundles strictly.
 package tlsflow
