@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"strconv"
 	"sync"
 	"testing"
@@ -19,6 +20,7 @@ import (
 	"github.com/conduit-go/conduit/internal/devpki"
 	"github.com/conduit-go/conduit/internal/testutil"
 	"github.com/conduit-go/conduit/proxy"
+	"github.com/conduit-go/conduit/resolver"
 	"github.com/conduit-go/conduit/tlsflow"
 	"github.com/conduit-go/conduit/vchan"
 )
@@ -244,4 +246,60 @@ func TestServeProxySafeDefault(t *testing.T) {
 	go func() { done <- c.ServeProxy(sctx, ln, ProxySchemeSOCKS5, &proxy.Server{}, 0) }()
 	cancel()
 	require.NoError(t, <-done)
+}
+
+// TestProxyHTTPSProxyTLSInTLS: an https:// proxy (our CONNECT listener
+// behind TLS) and TLS to the destination inside its tunnel: each session
+// verified with its own name.
+func TestProxyHTTPSProxyTLSInTLS(t *testing.T) {
+	ca, err := devpki.NewAuthority("tls in tls CA")
+	require.NoError(t, err)
+	proxyCert, err := ca.Issue("proxy.test")
+	require.NoError(t, err)
+	destCert, err := ca.Issue("dest.test")
+	require.NoError(t, err)
+	dest := startTLSEcho(t, destCert)
+
+	server := New(&Config{TLS: TLSConfig{Server: &tlsflow.Config{Certificates: []tls.Certificate{proxyCert}}}})
+	defer server.Close()
+	pl, err := ParseProxyListen("connect+tls://127.0.0.1:0?sni=proxy.test")
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(testCtx(t))
+	ln, err := server.Listen(ctx, pl.URI)
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { done <- server.ServeProxy(ctx, ln, pl.Protocol, nil, 0) }()
+	defer func() { cancel(); require.NoError(t, <-done) }()
+
+	c := New(&Config{TLS: TLSConfig{Client: &tlsflow.Config{RootCAs: ca.Pool}}})
+	defer c.Close()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	// The proxy's certificate names proxy.test: the client resolves that
+	// name here (socks5 would too); hosts come from the URI's sni.
+	uri := fmt.Sprintf("tls://127.0.0.1:%d?sni=dest.test&proxy=https+tcp://127.0.0.1:%s", dest.port, port)
+	_, err = c.Dial(testCtx(t), uri)
+	require.ErrorIs(t, err, tlsflow.ErrWrongName, "the proxy's certificate is for proxy.test, not 127.0.0.1")
+
+	c2 := proxyTLSConduit(t, ca)
+	f, err := c2.Dial(testCtx(t), fmt.Sprintf("tls://127.0.0.1:%d?sni=dest.test&proxy=https://proxy.test:%s", dest.port, port))
+	require.NoError(t, err)
+	defer f.Close()
+	echoThrough(t, f, 1<<20)
+	assert.Equal(t, []string{"dest.test"}, dest.names())
+}
+
+// proxyTLSConduit trusts ca and resolves proxy.test to 127.0.0.1.
+func proxyTLSConduit(t *testing.T, ca *devpki.Authority) *Conduit {
+	t.Helper()
+	res, err := resolver.New(&resolver.Config{
+		HostsFile: "/nonexistent",
+		Hosts:     map[string][]netip.Addr{"proxy.test": {netip.MustParseAddr("127.0.0.1")}},
+		LookupHost: func(ctx context.Context, host string) ([]netip.Addr, error) {
+			return nil, &resolverNotFound{host}
+		},
+	})
+	require.NoError(t, err)
+	c := New(&Config{Resolver: res, TLS: TLSConfig{Client: &tlsflow.Config{RootCAs: ca.Pool}}})
+	t.Cleanup(func() { c.Close(); res.Close() })
+	return c
 }

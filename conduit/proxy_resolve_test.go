@@ -4,17 +4,19 @@ import (
 	"context"
 	"net/netip"
 	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/conduit-go/conduit/endpoint"
+	"github.com/conduit-go/conduit/proxy"
 	"github.com/conduit-go/conduit/resolver"
 )
 
 // proxyTestConduit resolves a few names from a static table only.
-func proxyTestConduit(t *testing.T, fn ProxyFunc) *Conduit {
+func proxyTestConduit(t testing.TB, fn ProxyFunc) *Conduit {
 	t.Helper()
 	res, err := resolver.New(&resolver.Config{
 		HostsFile: "/nonexistent",
@@ -133,4 +135,56 @@ func TestProxyFunc(t *testing.T) {
 	_, err = c.Resolve(ctx, "unix:///tmp/x.sock")
 	require.NoError(t, err)
 	assert.Len(t, got, n)
+}
+
+func TestProxyFromEnv(t *testing.T) {
+	c := proxyTestConduit(t, ProxyFromEnv(&proxy.EnvConfig{
+		HTTPSProxy: "http://b.test:3128",
+		AllProxy:   "socks5h://a.test",
+		NoProxy:    "example.test",
+	}))
+	ctx := context.Background()
+	for _, tc := range []struct{ uri, want string }{
+		{"https://web.test", "tls://web.test@http://web.test:443@tcp://b.test=127.0.0.3:3128"},
+		{"tls://web.test:8443", "tls://web.test@http://web.test:8443@tcp://b.test=127.0.0.3:3128"},
+		{"tcp://web.test:7", "socks5h://web.test:7@tcp://a.test=127.0.0.2:1080"},
+		{"tcp://127.0.0.9:7", "tcp://127.0.0.9:7"},      // loopback: never proxied by the library's rule
+	} {
+		eps, err := c.Resolve(ctx, tc.uri)
+		require.NoError(t, err, tc.uri)
+		assert.Equal(t, tc.want, eps[0].String(), tc.uri)
+	}
+	eps, err := c.Resolve(ctx, "tcp://example.test:7")
+	require.NoError(t, err)
+	assert.Equal(t, "tcp://example.test=127.0.0.9:7", eps[0].String(), "NO_PROXY")
+}
+
+func FuzzProxyURI(f *testing.F) {
+	for _, s := range []string{
+		"tls://example.test:443?proxy=socks5://a.test:1080&proxy=http://u:p@b.test:3128",
+		"tcp://x:1?proxy=socks5h+unix:///s&sni=y#frag",
+		"tcp://x:1?proxy=%zz", "tcp://x:1?proxy=", "tcp://x:1?proxy=direct&proxy=direct",
+		"https://x?proxy=https+vchan://7/p",
+	} {
+		f.Add(s)
+	}
+	c := proxyTestConduit(f, nil)
+	f.Fuzz(func(t *testing.T, uri string) {
+		proxies, rest, ok := splitProxyParams(uri)
+		if ok {
+			// Only the parameters named proxy are taken out, all of them.
+			if _, q, found := strings.Cut(rest, "?"); found {
+				q, _, _ = strings.Cut(q, "#")
+				for _, p := range strings.Split(q, "&") {
+					require.False(t, strings.HasPrefix(p, "proxy="), "%q: a proxy parameter left in %q", uri, rest)
+				}
+			}
+		}
+		for _, p := range proxies {
+			parseHop(p)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel() // no lookups: the table answers, the rest fails at once
+		c.Resolve(ctx, uri) // no panic, no hang
+	})
 }
