@@ -3,6 +3,7 @@ package conduit
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"net"
 	"net/netip"
 	"sync"
@@ -216,4 +217,40 @@ func TestDialECHRetry(t *testing.T) {
 	assert.True(t, ok)
 	assert.Empty(t, retry)
 	assert.Len(t, hs.all(), 1)
+}
+
+// TestTLSBaseConfig: a listener whose certificate comes from Base (as
+// with go-spiffe), and a dial whose Base checks the connection.
+func TestTLSBaseConfig(t *testing.T) {
+	ca, err := devpki.NewAuthority("conduit base test CA")
+	require.NoError(t, err)
+	cert, err := ca.Issue(testServerName, "127.0.0.1")
+	require.NoError(t, err)
+	srv := New(&Config{TLS: TLSConfig{Server: &tlsflow.Config{Base: &tls.Config{Certificates: []tls.Certificate{cert}}}}})
+	defer srv.Close()
+	target := serve(t, srv, "tls://127.0.0.1:0?sni="+testServerName, echo)
+
+	var checked sync.WaitGroup
+	checked.Add(1)
+	c := New(&Config{TLS: TLSConfig{Client: &tlsflow.Config{RootCAs: ca.Pool, Base: &tls.Config{
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			defer checked.Done()
+			if cs.ServerName != testServerName {
+				return errors.New("unexpected server name " + cs.ServerName)
+			}
+			return nil
+		},
+	}}}})
+	defer c.Close()
+	f, err := c.Dial(testCtx(t), target)
+	require.NoError(t, err)
+	defer f.Close()
+	checked.Wait()
+	roundTrip(t, f, 1000)
+
+	// A Base without any certificate is still refused, by tlsflow.
+	bad := New(&Config{TLS: TLSConfig{Server: &tlsflow.Config{Base: &tls.Config{}}}})
+	defer bad.Close()
+	_, err = bad.Listen(testCtx(t), "tls://127.0.0.1:0")
+	require.ErrorContains(t, err, "needs Certificates or GetCertificate")
 }

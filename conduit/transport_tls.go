@@ -109,7 +109,9 @@ func (t *TLSTransport) Listen(ctx context.Context, ep endpoint.Endpoint, opts Li
 		return nil, errorf("tls transport cannot listen on a %q endpoint", ep.Kind())
 	}
 	srv := t.Config.Server
-	if srv == nil || (len(srv.Certificates) == 0 && srv.GetCertificate == nil) {
+	// The certificate may also come from srv.Base (its Certificates,
+	// GetCertificate or GetConfigForClient): tlsflow checks those.
+	if srv == nil || (len(srv.Certificates) == 0 && srv.GetCertificate == nil && srv.Base == nil) {
 		return nil, errorf("tls listener %s needs a server certificate (Config.TLS.Server)", ep)
 	}
 	if opts.Listen == nil {
