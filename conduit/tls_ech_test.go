@@ -254,3 +254,30 @@ func TestTLSBaseConfig(t *testing.T) {
 	_, err = bad.Listen(testCtx(t), "tls://127.0.0.1:0")
 	require.ErrorContains(t, err, "needs Certificates or GetCertificate")
 }
+
+// TestDialECHRetryFails: when the retry after a rejection cannot even
+// connect, the error is the retry's and still matches the rejection.
+func TestDialECHRetryFails(t *testing.T) {
+	key, _, err := tlsflow.GenerateECHKey(echPublicName, 1)
+	require.NoError(t, err)
+	_, stale, err := tlsflow.GenerateECHKey(echPublicName, 1)
+	require.NoError(t, err)
+	client, inner := echServer(t, &key)
+	ep := endpoint.TLS{ServerName: testServerName, Inner: inner, SVC: &endpoint.SVCParams{ECH: stale}}
+
+	var dials int
+	var d net.Dialer
+	opts := DialOptions{Dial: func(ctx context.Context, ep endpoint.Endpoint) (net.Conn, error) {
+		dials++
+		if dials > 1 {
+			return nil, endpoint.ErrRefused // the retry finds the server gone
+		}
+		return d.DialContext(ctx, "tcp", ep.(endpoint.TCP).Addr.String())
+	}}
+	tr := &TLSTransport{Config: TLSConfig{Client: client}}
+	_, err = tr.Dial(testCtx(t), ep, opts)
+	require.ErrorIs(t, err, endpoint.ErrRefused)
+	require.ErrorIs(t, err, tlsflow.ErrECHRejected)
+	assert.Equal(t, 2, dials)
+	assert.NotContains(t, err.Error(), "\n")
+}

@@ -73,7 +73,10 @@ func (t *TLSTransport) Dial(ctx context.Context, ep endpoint.Endpoint, opts Dial
 	if retry, ok := tlsflow.ECHRetryConfigs(err); ok && len(retry) > 0 {
 		cfg = cfg.Clone()
 		cfg.ECHConfigList = retry
-		conn, err = t.handshake(ctx, e, opts, cfg)
+		rejected := err
+		if conn, err = t.handshake(ctx, e, opts, cfg); err != nil {
+			err = &echRetryError{retry: err, rejected: rejected}
+		}
 	}
 	if err != nil {
 		return nil, err
@@ -134,3 +137,16 @@ func (t *TLSTransport) Listen(ctx context.Context, ep endpoint.Endpoint, opts Li
 	}
 	return ln, nil
 }
+
+// echRetryError is the failure of the retry that followed an ECH
+// rejection: it reads as the retry's error and matches both.
+type echRetryError struct {
+	retry, rejected error
+}
+
+func (e *echRetryError) Error() string {
+	return e.retry.Error() + " (retrying with the server's ECH retry configs)"
+}
+
+// Unwrap returns the retry's error and the first handshake's rejection.
+func (e *echRetryError) Unwrap() []error { return []error{e.retry, e.rejected} }

@@ -265,6 +265,22 @@ func TestECH(t *testing.T) {
 		})
 	}
 
+	// A server whose Base prefers a group the client sent no key share
+	// for asks for another ClientHello (HelloRetryRequest): the second
+	// one is encrypted too.
+	t.Run("HelloRetryRequest", func(t *testing.T) {
+		sc := &Config{Base: &tls.Config{CurvePreferences: []tls.CurveID{tls.CurveP256}},
+			Certificates: []tls.Certificate{echCert()}, ECHKeys: []tls.EncryptedClientHelloKey{key}}
+		cc := &Config{ServerName: "example.test", RootCAs: p.caPool, ECHConfigList: list}
+		s := run(t, transports[0], cc, sc, echoUntilEOF)
+		require.NoError(t, s.clientErr)
+		cs := s.client.ConnectionState()
+		assert.True(t, cs.ECHAccepted)
+		assert.Equal(t, tls.CurveP256, cs.CurveID)
+		_, err := exchange(s.client, writeAndCloseWrite(nil))
+		require.NoError(t, err)
+	})
+
 	// Without a config list the same server serves clients as before,
 	// TLS 1.2 ones included.
 	sc := &Config{Certificates: []tls.Certificate{echCert()}, ECHKeys: []tls.EncryptedClientHelloKey{key}}
