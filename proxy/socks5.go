@@ -2,8 +2,10 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
+	"os"
 	"strconv"
 	"syscall"
 	"time"
@@ -65,8 +67,15 @@ func SOCKS5(ctx context.Context, conn net.Conn, target string, auth *Auth) error
 		<-fired // the past deadline is set: clear it below, not before
 	}
 	conn.SetDeadline(time.Time{})
-	if err != nil && ctx.Err() != nil {
-		return &socks5Error{msg: "handshake", err: ctx.Err()}
+	if err != nil {
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return &socks5Error{msg: "handshake", err: ctxErr}
+		}
+		// conn's deadline, ctx's, can pass a moment before ctx's timer
+		// fires: the same end.
+		if d, ok := ctx.Deadline(); ok && errors.Is(err, os.ErrDeadlineExceeded) && !time.Now().Before(d) {
+			return &socks5Error{msg: "handshake", err: context.DeadlineExceeded}
+		}
 	}
 	return err
 }
