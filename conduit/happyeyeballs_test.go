@@ -132,6 +132,9 @@ func newScriptConduit(t *testing.T, s *scriptTransport, eps []endpoint.Endpoint)
 		Registry: reg,
 		Resolver: resolver.ResolverFunc(func(context.Context, string) ([]endpoint.Endpoint, error) { return eps, nil }),
 		Clock:    timers,
+		// Every destination is its own source: no lookup leaves the
+		// test (RFC 6724 then orders by precedence and scope).
+		SourceAddr: func(dst netip.Addr) netip.Addr { return dst },
 	})
 	return c, timers
 }
