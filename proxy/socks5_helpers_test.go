@@ -292,6 +292,7 @@ func socks5Dial(t testing.TB, proxyAddr, target string, auth *Auth) (net.Conn, e
 	require.NoError(t, err)
 	t.Cleanup(func() { c.Close() })
 	if err := SOCKS5(ctx, c, target, auth); err != nil {
+		c.Close() // as a caller does: a server lingers until the client closes
 		return nil, err
 	}
 	return c, nil

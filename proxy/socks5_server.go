@@ -120,7 +120,7 @@ func (s *Server) socks5Handshake(ctx context.Context, conn net.Conn, deadline ti
 		offered = offered || m == want
 	}
 	if !offered {
-		conn.Write([]byte{socks5Version, socks5MethodNoneOK})
+		socks5Refuse(conn, []byte{socks5Version, socks5MethodNoneOK})
 		if want == socks5MethodPassword {
 			return nil, &socks5Error{msg: "client did not offer username/password", kind: ErrAuth}
 		}
@@ -145,7 +145,7 @@ func (s *Server) socks5Handshake(ctx context.Context, conn net.Conn, deadline ti
 	cmd, atyp := buf[1], buf[3]
 	dst, err := socks5ReadAddr(conn, atyp, buf)
 	if err == errSOCKS5Atyp {
-		socks5WriteReply(conn, buf, 8, netip.AddrPort{})
+		socks5Refuse(conn, socks5AppendReply(buf[:0], 8, netip.AddrPort{}))
 		return nil, &socks5Error{msg: "request has address type " + strconv.Itoa(int(atyp))}
 	}
 	if err != nil {
@@ -158,17 +158,17 @@ func (s *Server) socks5Handshake(ctx context.Context, conn net.Conn, deadline ti
 			dst = socks5Addr{ip: ip, port: dst.port}
 		} else if !socks5ValidName(dst.name) {
 			rec.dest = strconv.Quote(dst.name)
-			socks5WriteReply(conn, buf, 4, netip.AddrPort{})
+			socks5Refuse(conn, socks5AppendReply(buf[:0], 4, netip.AddrPort{}))
 			return nil, &socks5Error{msg: "request has an invalid host name " + rec.dest}
 		}
 	}
 	rec.dest = dst.String()
 	if cmd != socks5CmdConnect {
-		socks5WriteReply(conn, buf, 7, netip.AddrPort{})
+		socks5Refuse(conn, socks5AppendReply(buf[:0], 7, netip.AddrPort{}))
 		return nil, &socks5Error{msg: "command " + strconv.Itoa(int(cmd)) + " not supported"}
 	}
 	if s.Allow != nil && !s.Allow(dst.host(), dst.port) {
-		socks5WriteReply(conn, buf, 2, netip.AddrPort{})
+		socks5Refuse(conn, socks5AppendReply(buf[:0], 2, netip.AddrPort{}))
 		return nil, &socks5Error{msg: "destination " + rec.dest + " not allowed", kind: ErrNotAllowed}
 	}
 
@@ -180,12 +180,12 @@ func (s *Server) socks5Handshake(ctx context.Context, conn net.Conn, deadline ti
 	cancel()
 	if err != nil {
 		if ctx.Err() == nil {
-			socks5WriteReply(conn, buf, socks5DialReply(err), netip.AddrPort{})
+			socks5Refuse(conn, socks5AppendReply(buf[:0], socks5DialReply(err), netip.AddrPort{}))
 		}
 		return nil, &socks5Error{msg: "dial " + rec.dest, err: err}
 	}
 	bound := netaddr.AddrPort(dest.LocalAddr())
-	if err := socks5WriteReply(conn, buf, 0, bound); err != nil {
+	if _, err := conn.Write(socks5AppendReply(buf[:0], 0, bound)); err != nil {
 		dest.Close()
 		return nil, &socks5Error{msg: "write reply", err: err}
 	}
@@ -216,30 +216,51 @@ func (s *Server) socks5CheckPassword(conn net.Conn, buf []byte) error {
 	wantUser := sha256.Sum256([]byte(s.Auth.Username))
 	wantPass := sha256.Sum256([]byte(s.Auth.Password))
 	ok := subtle.ConstantTimeCompare(user[:], wantUser[:]) & subtle.ConstantTimeCompare(pass[:], wantPass[:])
-	status := byte(1)
-	if ok == 1 {
-		status = 0
-	}
-	if _, err := conn.Write([]byte{socks5AuthVersion, status}); err != nil {
-		return &socks5Error{msg: "write authentication status", err: err}
-	}
 	if ok != 1 {
+		socks5Refuse(conn, []byte{socks5AuthVersion, 1})
 		return &socks5Error{msg: "client gave a wrong username or password", kind: ErrAuth}
+	}
+	if _, err := conn.Write([]byte{socks5AuthVersion, 0}); err != nil {
+		return &socks5Error{msg: "write authentication status", err: err}
 	}
 	return nil
 }
 
-// socks5WriteReply writes a reply with code rep and BND bound (0.0.0.0:0
-// when it is not valid), using buf.
-func socks5WriteReply(conn net.Conn, buf []byte, rep byte, bound netip.AddrPort) error {
+// socks5AppendReply appends a reply with code rep and BND bound
+// (0.0.0.0:0 when it is not valid) to b.
+func socks5AppendReply(b []byte, rep byte, bound netip.AddrPort) []byte {
 	a := socks5Addr{ip: bound.Addr().Unmap(), port: bound.Port()}
 	if !a.ip.IsValid() {
 		a.ip = netip.IPv4Unspecified()
 	}
-	b := append(buf[:0], socks5Version, rep, 0)
-	b = a.appendTo(b)
-	_, err := conn.Write(b)
-	return err
+	b = append(b, socks5Version, rep, 0)
+	return a.appendTo(b)
+}
+
+// socks5Linger bounds the writing of a refusal and the wait for the
+// client to close after it.
+const socks5Linger = time.Second
+
+// socks5Refuse writes a refusal (no acceptable method, a failed
+// authentication, a reply code), half-closes and reads what the client
+// still sends until it closes or socks5Linger passes: closing with
+// unread bytes would reset the connection, and the reset can overtake
+// the refusal. It has its own deadline, so a dial that used the whole
+// handshake timeout still gets its reply to the client.
+func socks5Refuse(conn net.Conn, msg []byte) {
+	conn.SetDeadline(time.Now().Add(socks5Linger))
+	if _, err := conn.Write(msg); err != nil {
+		return
+	}
+	if h, ok := conn.(halfCloser); !ok || h.CloseWrite() != nil {
+		return
+	}
+	var b [512]byte
+	for {
+		if _, err := conn.Read(b[:]); err != nil {
+			return
+		}
+	}
 }
 
 // socks5DialReply is the reply code for a dial's error.
