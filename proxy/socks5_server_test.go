@@ -188,7 +188,7 @@ func TestSOCKS5ServerOurClient(t *testing.T) {
 	proxy, errs := socks5TestServer(t, s)
 	port := uint16(echo.Port)
 	targets := map[string]seen{
-		echo.String(): {"127.0.0.1", port},
+		echo.String():                          {"127.0.0.1", port},
 		"localhost:" + strconv.Itoa(echo.Port): {"localhost", port},
 	}
 	if socks5HaveIPv6() {
