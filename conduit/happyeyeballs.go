@@ -347,9 +347,7 @@ func (d *heDial) dialAlone(ep endpoint.Endpoint) (Flow, error) {
 
 // won remembers the family of the winner for its host.
 func (d *heDial) won(ep endpoint.Endpoint) {
-	if ttl := d.c.familyMemoryTTL(); ttl > 0 {
-		d.c.fam.put(hostOf(ep), endpoint.Family(ep), d.c.clock.Now(), ttl)
-	}
+	d.c.fam.put(hostOf(ep), endpoint.Family(ep), d.c.clock.Now(), d.c.familyMemoryTTL())
 }
 
 // resolveDone records the end of a streamed resolution and traces it

@@ -208,7 +208,15 @@ func TestStreamAAAAFirstStartsAtOnce(t *testing.T) {
 func TestStreamAFirstWaitsResolutionDelayThenAAAAJoins(t *testing.T) {
 	testutil.CheckLeaks(t)
 	v4a, v4b, v6 := tcpEP("127.0.0.1:7"), tcpEP("127.0.0.2:7"), tcpEP("[::1]:7")
-	e := newHEEnv(t, Config{}, v4a, v4b, v6)
+	// The sources rank ::1 after the IPv4 endpoints (its source's
+	// scope does not match, RFC 6724 rule 2): the interleave, not the
+	// sort, makes it the next attempt.
+	e := newHEEnv(t, Config{SourceAddr: func(dst netip.Addr) netip.Addr {
+		if dst.Is6() {
+			return netip.MustParseAddr("2001:db8::2")
+		}
+		return dst
+	}}, v4a, v4b, v6)
 	done := e.dial(t, "tcp://dual.test:7")
 	call := recv(t, e.st.calls, "resolution")
 	call.push(t, batch(v4a, v4b))
