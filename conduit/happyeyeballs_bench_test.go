@@ -1,0 +1,204 @@
+package conduit
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/conduit-go/conduit/resolver"
+	"github.com/conduit-go/conduit/resolver/dnsstub"
+)
+
+// aaaaDelay is how long the benchmark's DNS server holds its AAAA
+// answers.
+const aaaaDelay = time.Second
+
+// delayedAAAAServer is a DNS server on 127.0.0.1 (UDP and TCP, one port)
+// for one name: its A query is answered at once with 127.0.0.1, its AAAA
+// query after aaaaDelay with ::1, both with TTL 0 (nothing may be
+// cached); other names get NXDOMAIN.
+type delayedAAAAServer struct {
+	name     string // FQDN
+	addr     netip.AddrPort
+	aQueries atomic.Int64
+	stop     chan struct{}
+	wg       sync.WaitGroup // the handlers holding an AAAA answer
+}
+
+func startDelayedAAAAServer(b *testing.B, name string) *delayedAAAAServer {
+	s := &delayedAAAAServer{name: dns.Fqdn(name), stop: make(chan struct{})}
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	s.addr = pc.LocalAddr().(*net.UDPAddr).AddrPort()
+	l, err := net.Listen("tcp", s.addr.String())
+	if err != nil {
+		pc.Close()
+		b.Fatal(err)
+	}
+	mux := dns.NewServeMux()
+	mux.HandleFunc(".", s.serve)
+	servers := []*dns.Server{{PacketConn: pc, Handler: mux}, {Listener: l, Handler: mux}}
+	var started sync.WaitGroup
+	served := make(chan error, len(servers))
+	for _, srv := range servers {
+		started.Add(1)
+		srv.NotifyStartedFunc = started.Done
+		go func() { served <- srv.ActivateAndServe() }()
+	}
+	started.Wait()
+	b.Cleanup(func() {
+		close(s.stop) // the AAAA answers held are dropped
+		s.wg.Wait()
+		for _, srv := range servers {
+			srv.Shutdown()
+		}
+		for range servers {
+			<-served
+		}
+	})
+	return s
+}
+
+func (s *delayedAAAAServer) serve(w dns.ResponseWriter, q *dns.Msg) {
+	m := new(dns.Msg)
+	m.SetReply(q)
+	if len(q.Question) != 1 || q.Question[0].Name != s.name {
+		m.Rcode = dns.RcodeNameError
+		w.WriteMsg(m)
+		return
+	}
+	hdr := dns.RR_Header{Name: s.name, Class: dns.ClassINET, Ttl: 0}
+	switch q.Question[0].Qtype {
+	case dns.TypeA:
+		s.aQueries.Add(1)
+		hdr.Rrtype = dns.TypeA
+		m.Answer = append(m.Answer, &dns.A{Hdr: hdr, A: net.IPv4(127, 0, 0, 1)})
+	case dns.TypeAAAA:
+		s.wg.Add(1)
+		defer s.wg.Done()
+		select {
+		case <-time.After(aaaaDelay):
+		case <-s.stop:
+			return
+		}
+		hdr.Rrtype = dns.TypeAAAA
+		m.Answer = append(m.Answer, &dns.AAAA{Hdr: hdr, AAAA: net.IPv6loopback})
+	}
+	w.WriteMsg(m)
+}
+
+// dualLoopbackListeners listens on one port of both 127.0.0.1 and ::1,
+// closing every connection accepted, until the benchmark ends; it returns
+// the port.
+func dualLoopbackListeners(b *testing.B) int {
+	for range 20 {
+		l4, err := net.Listen("tcp4", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		port := l4.Addr().(*net.TCPAddr).Port
+		l6, err := net.Listen("tcp6", "[::1]:"+strconv.Itoa(port))
+		if err != nil {
+			l4.Close() // the port is taken on ::1: another
+			continue
+		}
+		var wg sync.WaitGroup
+		for _, l := range []net.Listener{l4, l6} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					c, err := l.Accept()
+					if err != nil {
+						return
+					}
+					c.Close()
+				}
+			}()
+		}
+		b.Cleanup(func() { l4.Close(); l6.Close(); wg.Wait() })
+		return port
+	}
+	b.Skip("no port free on both 127.0.0.1 and ::1")
+	return 0
+}
+
+// BenchmarkDialDelayedAAAA is the time to an established flow to a name
+// whose AAAA answer comes aaaaDelay after its A answer (RFC 8305 §3):
+// conduit starts on the A answer after the resolution delay (50 ms),
+// net.Dialer waits for both answers. Each op resolves again (TTL 0, no
+// cache) and dials a loopback listener, on 127.0.0.1 and ::1.
+func BenchmarkDialDelayedAAAA(b *testing.B) {
+	if l, err := net.Listen("tcp6", "[::1]:0"); err != nil {
+		b.Skip("no IPv6 loopback")
+	} else {
+		l.Close()
+	}
+	const name = "delayed-aaaa.test"
+	ctx := context.Background()
+	b.Run("conduit", func(b *testing.B) {
+		srv := startDelayedAAAAServer(b, name)
+		port := dualLoopbackListeners(b)
+		res, err := resolver.New(&resolver.Config{
+			HostsFile:    "-",
+			ServicesFile: "-",
+			DNS: &dnsstub.Config{
+				Nameservers: []netip.AddrPort{srv.addr},
+				Timeout:     5 * time.Second,
+				Cache:       dnsstub.CacheConfig{MaxEntries: -1},
+			},
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		c := New(&Config{Resolver: res})
+		defer c.Close()
+		defer res.Close()
+		uri := "tcp://" + name + ":" + strconv.Itoa(port)
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			f, err := c.Dial(ctx, uri)
+			if err != nil {
+				b.Fatal(err)
+			}
+			f.Close()
+		}
+		b.StopTimer()
+		if q := srv.aQueries.Load(); q < int64(b.N) {
+			b.Fatalf("%d A queries for %d dials: an answer was cached", q, b.N)
+		}
+	})
+	b.Run("netdialer", func(b *testing.B) {
+		srv := startDelayedAAAAServer(b, name)
+		port := dualLoopbackListeners(b)
+		d := net.Dialer{Resolver: &net.Resolver{
+			PreferGo: true,
+			Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+				var nd net.Dialer
+				return nd.DialContext(ctx, network, srv.addr.String())
+			},
+		}}
+		addr := net.JoinHostPort(name, strconv.Itoa(port))
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			c, err := d.DialContext(ctx, "tcp", addr)
+			if err != nil {
+				b.Fatal(err)
+			}
+			c.Close()
+		}
+		b.StopTimer()
+		if q := srv.aQueries.Load(); q < int64(b.N) {
+			b.Fatalf("%d A queries for %d dials: an answer was cached", q, b.N)
+		}
+	})
+}
