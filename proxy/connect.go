@@ -259,7 +259,7 @@ func readConnectResponse(h *headReader) ([]byte, error) {
 // header lines up to the blank line. It returns the code and the status
 // ("407 Proxy Authentication Required").
 func readResponseHead(h *headReader) (int, string, error) {
-	line, err := h.line("HTTP/")
+	line, err := h.line(checkStatusPrefix)
 	if err != nil {
 		return 0, "", responseReadError(err)
 	}
@@ -283,6 +283,17 @@ func responseReadError(err error) error {
 		return protocolError("the proxy closed the connection before the end of its response")
 	}
 	return &httpConnectError{msg: "reading the response: " + err.Error(), cause: err}
+}
+
+// checkStatusPrefix fails a (partial) status line that does not begin
+// with "HTTP/".
+func checkStatusPrefix(partial []byte) error {
+	const prefix = "HTTP/"
+	n := min(len(partial), len(prefix))
+	if string(partial[:n]) != prefix[:n] {
+		return protocolError("not HTTP: %q", truncate(partial, 64))
+	}
+	return nil
 }
 
 // parseStatusLine parses "HTTP/1.x SP 3DIGIT [SP reason]".
@@ -348,7 +359,7 @@ func truncate(b []byte, n int) []byte {
 func readHeaders(h *headReader, fn func(name, value []byte) error) error {
 	first := true
 	for {
-		line, err := h.line("")
+		line, err := h.line(nil)
 		if err != nil {
 			return err
 		}
@@ -428,10 +439,11 @@ func newHeadReader(r io.Reader, max int) *headReader {
 var errHeadTooLarge = errors.New("head too large")
 
 // line returns the next line without its terminator (valid until the next
-// call). When prefix is not empty, the line must start with it: the
-// reader fails as soon as the bytes read show it does not, rather than
-// waiting for a line end that garbage may never send.
-func (h *headReader) line(prefix string) ([]byte, error) {
+// call). When check is not nil, it is asked about the line read so far
+// (complete or not, without its terminator) and its error ends the
+// reading: garbage fails as soon as it shows, rather than when a line end
+// it may never send arrives or the bound is reached.
+func (h *headReader) line(check func(partial []byte) error) ([]byte, error) {
 	empty := 0
 	for {
 		if i := bytes.IndexByte(h.buf[h.scan:], '\n'); i >= 0 {
@@ -441,17 +453,21 @@ func (h *headReader) line(prefix string) ([]byte, error) {
 				line = line[:n-1]
 			}
 			h.start, h.scan = end+1, end+1
-			if prefix != "" && !bytes.HasPrefix(line, []byte(prefix)) {
-				return nil, protocolError("not HTTP: %q", truncate(line, 64))
+			if check != nil {
+				if err := check(line); err != nil {
+					return nil, err
+				}
 			}
 			return line, nil
 		}
 		h.scan = len(h.buf)
-		if prefix != "" {
-			got := h.buf[h.start:]
-			n := min(len(got), len(prefix))
-			if string(got[:n]) != prefix[:n] {
-				return nil, protocolError("not HTTP: %q", truncate(got, 64))
+		if check != nil {
+			partial := h.buf[h.start:]
+			if n := len(partial); n > 0 && partial[n-1] == '\r' {
+				partial = partial[:n-1]
+			}
+			if err := check(partial); err != nil {
+				return nil, err
 			}
 		}
 		if len(h.buf) >= h.max {

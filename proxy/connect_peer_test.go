@@ -69,7 +69,7 @@ func TestHTTPConnectSquid(t *testing.T) {
 		c, err := hcDialProxy(t, sq.http, echo.Addr(), nil)
 		require.NoError(t, err)
 		defer c.Close()
-		hcExchange(t, c, hcRandom(t, 8<<20), true) // squid passes a half-close on
+		hcExchange(t, c, hcRandom(t, 8<<20), false) // squid ends the whole tunnel at a half-close
 
 		_, err = hcDialProxy(t, sq.http, other.Addr(), nil)
 		var he *HTTPError

@@ -44,7 +44,7 @@ func (e *requestError) Unwrap() error { return ErrProtocol }
 // (400 for garbage, 405 for another method); a failed read gives the
 // headReader's error.
 func readConnectRequest(h *headReader) (*connectRequestHead, error) {
-	line, err := h.line("")
+	line, err := h.line(checkRequestPrefix)
 	if err != nil {
 		return nil, err
 	}
@@ -91,6 +91,17 @@ func readConnectRequest(h *headReader) (*connectRequestHead, error) {
 	}
 	req.host, req.port = host, p
 	return req, nil
+}
+
+// checkRequestPrefix fails a (partial) request line whose method is not
+// a token or that holds control bytes: a client speaking another protocol
+// (a SOCKS5 greeting, TLS) gets its 400 at once.
+func checkRequestPrefix(partial []byte) error {
+	method, _, _ := bytes.Cut(partial, []byte{' '})
+	if len(partial) > 0 && !validToken(method) || !validFieldValue(partial) {
+		return &requestError{400, fmt.Sprintf("invalid request line %q", truncate(partial, 64))}
+	}
+	return nil
 }
 
 // checkBasic reports whether a Proxy-Authorization value carries want's
@@ -201,6 +212,15 @@ func (s *Server) ServeHTTPConnect(ctx context.Context, conn net.Conn) (err error
 	defer stopInterrupt()
 	respond := func(code int) {
 		status = code
+		if ctx.Err() != nil {
+			return // shutting down: no answer
+		}
+		if timeout > 0 {
+			// The dial may have used up the handshake's time: the answer
+			// gets its own (a moment's race with ctx ending leaves it
+			// bounded by this deadline).
+			conn.SetWriteDeadline(time.Now().Add(timeout))
+		}
 		conn.Write([]byte(statusResponses[code]))
 	}
 
