@@ -47,12 +47,12 @@ const (
 
 // cubicState is CUBIC's memory of a connection, windows in segments.
 type cubicState struct {
-	wMax   float64   // the window before the last reduction
-	epoch  time.Time // start of this growth epoch; zero until its first ACK
-	k      float64   // seconds from epoch to reaching origin
-	origin float64   // the plateau of this epoch's cubic function
-	wEst   float64   // the window NewReno would have (section 4.3)
-	frac   float64   // growth below one byte, carried over
+	wMax   float64       // the window before the last reduction
+	epoch  time.Duration // start of this growth epoch (Protocol.since); zero until its first ACK
+	k      float64       // seconds from epoch to reaching origin
+	origin float64       // the plateau of this epoch's cubic function
+	wEst   float64       // the window NewReno would have (section 4.3)
+	frac   float64       // growth below one byte, carried over
 }
 
 // onAck grows the congestion window for acked new bytes outside loss
@@ -76,8 +76,13 @@ func (e *endpoint) onAck(acked seqnum.Size, flight int, now time.Time) {
 	switch {
 	case e.cwnd < e.ssthresh:
 		// Slow start with appropriate byte counting (RFC 3465, L = 2):
-		// an ACK of two segments, delayed, counts for two.
-		e.cwnd += min(int(acked), 2*e.mss)
+		// an ACK of two segments, delayed, counts for two; HyStart++
+		// may end it before the bottleneck's queue overflows.
+		var rtt time.Duration
+		if e.rttCandOK {
+			rtt = e.rttCand // the ACK's RTT sample (processAck)
+		}
+		e.slowStartAck(int(acked), rtt, now)
 	case e.p.o.CongestionControl == NewReno:
 		// Congestion avoidance counting bytes (RFC 3465 section 2.1):
 		// a segment more per window of data acknowledged, however many
@@ -99,8 +104,8 @@ func (e *endpoint) cubicAck(acked int, now time.Time) {
 	c := &e.cubic
 	mss := float64(e.mss)
 	cwnd := float64(e.cwnd) / mss
-	if c.epoch.IsZero() {
-		c.epoch, c.wEst, c.frac = now, cwnd, 0
+	if c.epoch == 0 {
+		c.epoch, c.wEst, c.frac = max(e.p.since(now), 1), cwnd, 0
 		if cwnd < c.wMax {
 			c.k, c.origin = math.Cbrt((c.wMax-cwnd)/cubicC), c.wMax
 		} else {
@@ -113,7 +118,7 @@ func (e *endpoint) cubicAck(acked int, now time.Time) {
 	}
 	segs := float64(acked) / mss
 	c.wEst += alpha * segs / cwnd
-	t := now.Sub(c.epoch).Seconds()
+	t := (e.p.since(now) - c.epoch).Seconds()
 	if w := c.origin + cubicC*math.Pow(t-c.k, 3); w < c.wEst {
 		// The Reno-friendly region: short paths, or soon after a loss.
 		e.cwnd = max(e.cwnd, int(c.wEst*mss))
@@ -144,6 +149,7 @@ func (e *endpoint) cubicAck(acked int, now time.Time) {
 func (e *endpoint) reduceSsthresh() {
 	flight := min(int(e.sndUna.Size(e.sndMax)), e.cwnd)
 	e.caBytes = 0
+	e.hy.phase = hyDone // a loss ends HyStart++'s slow start (RFC 9406 section 4.2)
 	if e.p.o.CongestionControl == NewReno {
 		e.ssthresh = max(flight/2, 2*e.mss)
 		return
@@ -155,11 +161,11 @@ func (e *endpoint) reduceSsthresh() {
 	} else {
 		c.wMax = cwnd
 	}
-	c.epoch = time.Time{}
+	c.epoch = 0
 	e.ssthresh = max(int(float64(flight)*cubicBeta), 2*e.mss)
 }
 
 // restartEpoch is called when a connection sends after it had nothing
 // in flight: the time it sat idle (or application-limited) must not
 // count as time the window grew along CUBIC's curve.
-func (e *endpoint) restartEpoch() { e.cubic.epoch = time.Time{} }
+func (e *endpoint) restartEpoch() { e.cubic.epoch = 0 }

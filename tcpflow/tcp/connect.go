@@ -96,7 +96,7 @@ func (e *endpoint) synOptions(s *segment) {
 		e.mss -= 12 // every segment carries the timestamps option
 	}
 	e.cwnd = 10 * e.mss // RFC 6928
-	e.ssthresh = 1 << 30
+	e.ssthresh = initialSsthresh
 }
 
 // sendSYN sends (or resends) the SYN or SYN-ACK with our options.

@@ -110,6 +110,7 @@ type endpoint struct {
 	cwnd, ssthresh int
 	caBytes        int // NewReno: bytes acknowledged toward the next increase
 	cubic          cubicState
+	hy             hystart // HyStart++ in the first slow start (hystart.go)
 	// Proportional Rate Reduction in recovery (RFC 6937), in bytes.
 	prrDelivered, prrOut, recoverFS int
 	dupAcks                         int
@@ -134,8 +135,8 @@ type endpoint struct {
 	reoWndMult          int          // RACK's reordering window, in quarters of min RTT
 	reoWndPersist       int          // recoveries left before reoWndMult goes back to 1
 	rttCandXmit         uint64
-	rttCandAt           time.Time
-	recXmit             uint64 // first transmission of this recovery
+	rttCand             time.Duration // the RTT of the oldest segment sent once that this ACK delivers
+	recXmit             uint64        // first transmission of this recovery
 
 	// Receive side (rcv.go).
 	irs, rcvNxt seqnum.Value

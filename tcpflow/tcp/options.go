@@ -122,6 +122,15 @@ type Options struct {
 	// CongestionControl selects the congestion controller; the zero
 	// value is CUBIC.
 	CongestionControl CongestionControl
+	// NoHyStart turns off HyStart++ (RFC 9406), which ends a
+	// connection's first slow start when the RTT rises by a few
+	// milliseconds from one round trip to the next (a queue building at
+	// the bottleneck), before the queue overflows, then grows the window
+	// a quarter as fast for five round trips before congestion avoidance
+	// (Stats.HyStartCSS, HyStartExits). Without it the first slow start
+	// ends at the first loss, typically a window's worth of drops at a
+	// bottleneck with a short queue.
+	NoHyStart bool
 }
 
 func orDefault[T int | time.Duration](v, d T) T {

@@ -157,7 +157,7 @@ func (e *endpoint) markDelivered(s *txSeg, now time.Time) {
 		// short cut, and an SRTT from it is too short to bound the
 		// reordering window and the probe timeout.
 		if !e.rttCandOK || s.xmit < e.rttCandXmit {
-			e.rttCandOK, e.rttCandXmit, e.rttCandAt = true, s.xmit, s.sentAt
+			e.rttCandOK, e.rttCandXmit, e.rttCand = true, s.xmit, rtt
 		}
 	}
 	// RACK (RFC 8985 section 6.2 step 2): RACK.rtt is the RTT of the

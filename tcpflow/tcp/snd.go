@@ -214,7 +214,7 @@ func (e *endpoint) processAck(s *segment) bool {
 	}
 	if e.rttCandOK {
 		// Only segments sent once give samples (Karn's algorithm).
-		e.rttSample(now.Sub(e.rttCandAt))
+		e.rttSample(e.rttCand)
 	}
 	if !advanced && ack == e.sndUna && len(s.data) == 0 && !s.has(header.TCPFlagFIN|header.TCPFlagSYN) && !windowChanged && e.sndUna != e.sndMax {
 		e.dupAcks++

@@ -23,6 +23,10 @@ type Stats struct {
 	BudgetRefused             uint64 // connections refused (SYN or cookie ACK reset, dial failed): the buffer budget is exhausted
 	BudgetDrops               uint64 // received segments whose data, or part of it, was dropped: the buffer budget could not hold it
 	UserTimeouts              uint64 // connections aborted by Options.UserTimeout
+	HyStartCSS                uint64 // first slow starts that saw the RTT rise and went to Conservative Slow Start (RFC 9406)
+	HyStartSpurious           uint64 // of those, returns to slow start: the RTT fell back below the rise
+	HyStartExits              uint64 // first slow starts ended by HyStart++ (ssthresh set to the window after CSS), not by a loss
+	HyStartACKTrains          uint64 // first slow starts ended by an ACK train as long as half the RTT (the pipe full, Linux's HyStart)
 	BufferBytes               uint64 // memory charged to the buffer budget now (a gauge; zero without a budget)
 }
 
@@ -31,6 +35,7 @@ type counters struct {
 	paws, lossProbes, reoTimeouts, dupSegs, dsacks                                              atomic.Uint64
 	cookiesSent, cookiesValid, cookiesInvalid                                                   atomic.Uint64
 	budgetRefused, budgetDrops, userTimeouts                                                    atomic.Uint64
+	hyCSS, hySpurious, hyExits, hyTrains                                                        atomic.Uint64
 }
 
 // Stats returns a snapshot of the counters.
@@ -49,7 +54,8 @@ func (p *Protocol) Stats() Stats {
 		SYNCookiesInvalid: c.cookiesInvalid.Load(),
 		BudgetRefused:     c.budgetRefused.Load(), BudgetDrops: c.budgetDrops.Load(),
 		UserTimeouts: c.userTimeouts.Load(),
-		BufferBytes:  uint64(max(p.budget.used.Load(), 0)),
+		HyStartCSS:   c.hyCSS.Load(), HyStartSpurious: c.hySpurious.Load(), HyStartExits: c.hyExits.Load(), HyStartACKTrains: c.hyTrains.Load(),
+		BufferBytes: uint64(max(p.budget.used.Load(), 0)),
 	}
 }
 
