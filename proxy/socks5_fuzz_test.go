@@ -34,9 +34,13 @@ func (c *socks5MemConn) written() []byte {
 	defer c.mu.Unlock()
 	return bytes.Clone(c.out.Bytes())
 }
-func (c *socks5MemConn) Close() error                     { return nil }
-func (c *socks5MemConn) LocalAddr() net.Addr              { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1080} }
-func (c *socks5MemConn) RemoteAddr() net.Addr             { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2), Port: 40000} }
+func (c *socks5MemConn) Close() error { return nil }
+func (c *socks5MemConn) LocalAddr() net.Addr {
+	return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1080}
+}
+func (c *socks5MemConn) RemoteAddr() net.Addr {
+	return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2), Port: 40000}
+}
 func (c *socks5MemConn) SetDeadline(time.Time) error      { return nil }
 func (c *socks5MemConn) SetReadDeadline(time.Time) error  { return nil }
 func (c *socks5MemConn) SetWriteDeadline(time.Time) error { return nil }
