@@ -99,8 +99,24 @@ func (e *endpoint) onAck(acked seqnum.Size, flight int, now time.Time) {
 }
 
 // cubicAck is CUBIC's congestion avoidance (RFC 9438 sections 4.2 to
-// 4.5) for an ACK of acked new bytes.
+// 4.5) for an ACK of acked new bytes. Before the first congestion event
+// (slow start ended by HyStart++, hystart.go, with no window yet known
+// to have been too large) the window grows by at least 5 % per round
+// trip, as Linux's CUBIC has it (bictcp_update's cnt of at most 20):
+// an exit below the path's bandwidth-delay product, where the cubic
+// function starting at the window climbs slowly and the Reno-friendly
+// rate adds a segment per round trip, is made up in a few round trips.
 func (e *endpoint) cubicAck(acked int, now time.Time) {
+	before := e.cwnd
+	e.cubicGrow(acked, now)
+	if g := acked / 20; e.cubic.wMax == 0 && e.cwnd-before < g {
+		e.cwnd = before + g
+	}
+}
+
+// cubicGrow is cubicAck's growth along the cubic function or the
+// Reno-friendly estimate.
+func (e *endpoint) cubicGrow(acked int, now time.Time) {
 	c := &e.cubic
 	mss := float64(e.mss)
 	cwnd := float64(e.cwnd) / mss

@@ -473,3 +473,24 @@ func TestHyStartACKTrain(t *testing.T) {
 	require.Equal(t, 21_000, e.cwnd)
 	require.Equal(t, initialSsthresh, e.ssthresh)
 }
+
+// TestCUBICAfterHyStart: once HyStart++ has ended slow start, before
+// any loss, CUBIC grows the window by at least 5 % a round trip
+// (Linux's bictcp_update), so that an exit below the path's capacity
+// costs a few round trips; after a loss it follows its function again
+// (here, on a short path, the Reno-friendly rate: under a segment).
+func TestCUBICAfterHyStart(t *testing.T) {
+	e := ccEndpoint(t, CUBIC, 100)
+	e.srtt = 100 * time.Microsecond
+	e.ssthresh = e.cwnd // as the ACK train or CSS leaves it
+	now := ackRounds(e, time.Unix(100, 0), e.srtt, 1)
+	require.GreaterOrEqual(t, e.cwnd, 105_000)
+	require.Less(t, e.cwnd, 106_000)
+	now = ackRounds(e, now, e.srtt, 10)
+	require.Greater(t, e.cwnd, 105_000*160/100, "compounded: 1.05^11 > 1.7")
+
+	loss(e)
+	w := e.cwnd
+	ackRounds(e, now, e.srtt, 1)
+	require.Less(t, e.cwnd, w+1000, "after a loss: CUBIC's own growth")
+}
