@@ -10,7 +10,9 @@
 // (out-of-order queue, SACK blocks, window, delayed ACKs), sack.go the
 // scoreboard (RFC 6675), RACK and tail loss probes (RFC 8985), cc.go
 // congestion control (CUBIC, RFC 9438, by default; NewReno, RFC 5681
-// and RFC 6582, as Options.CongestionControl), ring.go the send and
+// and RFC 6582, as Options.CongestionControl), hystart.go the end of
+// the first slow start (HyStart++, RFC 9406, and an ACK train, as
+// Linux's HyStart; Options.NoHyStart), ring.go the send and
 // receive buffers, timer.go the lazily re-armed timers over an injected
 // clock, isn.go the RFC 6528 initial sequence numbers and RFC 6056 port
 // offsets, cookie.go the SYN cookies (RFC 4987) a listener answers with

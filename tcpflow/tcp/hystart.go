@@ -42,9 +42,11 @@ const (
 // Slow Start then grows the window a quarter as fast for hyCSSRounds
 // rounds, and goes back to standard slow start if the RTT falls below
 // the one that ended it (the increase was jitter, not a queue), or
-// ends slow start with ssthresh = cwnd. RTTs are in microseconds, so
-// that the state fits in 20 bytes; zero is RFC 9406's infinity (no
-// sample yet).
+// ends slow start with ssthresh = cwnd. In either phase an ACK train
+// as long as half the RTT (ackTrain) ends slow start at once. RTTs and
+// times are in microseconds, so that the state takes 28 bytes and the
+// connection stays in its allocation size class (1408 bytes); a zero
+// RTT is RFC 9406's infinity (no sample yet).
 type hystart struct {
 	windowEnd   seqnum.Value // the round ends when sndUna reaches it
 	roundStart  uint32       // when the round began (Protocol.since, microseconds, wrapping)

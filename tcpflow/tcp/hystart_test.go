@@ -6,6 +6,7 @@ import (
 	"slices"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/stretchr/testify/require"
 
@@ -493,4 +494,10 @@ func TestCUBICAfterHyStart(t *testing.T) {
 	w := e.cwnd
 	ackRounds(e, now, e.srtt, 1)
 	require.Less(t, e.cwnd, w+1000, "after a loss: CUBIC's own growth")
+}
+
+// TestEndpointSizeClass: HyStart++'s state fits in the connection
+// without moving it to the next allocation size class (1536 bytes).
+func TestEndpointSizeClass(t *testing.T) {
+	require.LessOrEqual(t, unsafe.Sizeof(endpoint{}), uintptr(1408))
 }
