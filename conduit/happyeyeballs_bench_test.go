@@ -21,28 +21,42 @@ import (
 const aaaaDelay = time.Second
 
 // delayedAAAAServer is a DNS server on 127.0.0.1 (UDP and TCP, one port)
-// for one name: its A query is answered at once with 127.0.0.1, its AAAA
-// query after aaaaDelay with ::1, both with TTL 0 (nothing may be
-// cached); other names get NXDOMAIN.
+// for one name: its A query is answered with 127.0.0.1, its AAAA query
+// with ::1, both with TTL 0 (nothing may be cached), each when the
+// channel hold returns for its type is ready (nil: at once); other names
+// get NXDOMAIN.
 type delayedAAAAServer struct {
 	name     string // FQDN
 	addr     netip.AddrPort
+	hold     func(qtype uint16) <-chan struct{}
 	aQueries atomic.Int64
-	stop     chan struct{}
-	wg       sync.WaitGroup // the handlers holding an AAAA answer
+	mu       sync.Mutex
+	stopped  bool           // under mu: no handler may hold an answer
+	stop     chan struct{}  // closed with stopped set
+	wg       sync.WaitGroup // the handlers holding an answer
 }
 
-func startDelayedAAAAServer(b *testing.B, name string) *delayedAAAAServer {
-	s := &delayedAAAAServer{name: dns.Fqdn(name), stop: make(chan struct{})}
+// holdAAAA holds every AAAA answer for aaaaDelay.
+func holdAAAA(qtype uint16) <-chan struct{} {
+	if qtype != dns.TypeAAAA {
+		return nil
+	}
+	ch := make(chan struct{})
+	time.AfterFunc(aaaaDelay, func() { close(ch) })
+	return ch
+}
+
+func startDelayedAAAAServer(tb testing.TB, name string, hold func(qtype uint16) <-chan struct{}) *delayedAAAAServer {
+	s := &delayedAAAAServer{name: dns.Fqdn(name), hold: hold, stop: make(chan struct{})}
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	s.addr = pc.LocalAddr().(*net.UDPAddr).AddrPort()
 	l, err := net.Listen("tcp", s.addr.String())
 	if err != nil {
 		pc.Close()
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	mux := dns.NewServeMux()
 	mux.HandleFunc(".", s.serve)
@@ -55,8 +69,11 @@ func startDelayedAAAAServer(b *testing.B, name string) *delayedAAAAServer {
 		go func() { served <- srv.ActivateAndServe() }()
 	}
 	started.Wait()
-	b.Cleanup(func() {
-		close(s.stop) // the AAAA answers held are dropped
+	tb.Cleanup(func() {
+		s.mu.Lock()
+		s.stopped = true
+		close(s.stop) // the answers held are dropped
+		s.mu.Unlock()
 		s.wg.Wait()
 		for _, srv := range servers {
 			srv.Shutdown()
@@ -76,20 +93,31 @@ func (s *delayedAAAAServer) serve(w dns.ResponseWriter, q *dns.Msg) {
 		w.WriteMsg(m)
 		return
 	}
-	hdr := dns.RR_Header{Name: s.name, Class: dns.ClassINET, Ttl: 0}
-	switch q.Question[0].Qtype {
-	case dns.TypeA:
+	qtype := q.Question[0].Qtype
+	if qtype == dns.TypeA {
 		s.aQueries.Add(1)
-		hdr.Rrtype = dns.TypeA
-		m.Answer = append(m.Answer, &dns.A{Hdr: hdr, A: net.IPv4(127, 0, 0, 1)})
-	case dns.TypeAAAA:
+	}
+	if ch := s.hold(qtype); ch != nil {
+		s.mu.Lock()
+		if s.stopped {
+			s.mu.Unlock()
+			return
+		}
 		s.wg.Add(1)
+		s.mu.Unlock()
 		defer s.wg.Done()
 		select {
-		case <-time.After(aaaaDelay):
+		case <-ch:
 		case <-s.stop:
 			return
 		}
+	}
+	hdr := dns.RR_Header{Name: s.name, Class: dns.ClassINET, Ttl: 0}
+	switch qtype {
+	case dns.TypeA:
+		hdr.Rrtype = dns.TypeA
+		m.Answer = append(m.Answer, &dns.A{Hdr: hdr, A: net.IPv4(127, 0, 0, 1)})
+	case dns.TypeAAAA:
 		hdr.Rrtype = dns.TypeAAAA
 		m.Answer = append(m.Answer, &dns.AAAA{Hdr: hdr, AAAA: net.IPv6loopback})
 	}
@@ -99,11 +127,11 @@ func (s *delayedAAAAServer) serve(w dns.ResponseWriter, q *dns.Msg) {
 // dualLoopbackListeners listens on one port of both 127.0.0.1 and ::1,
 // closing every connection accepted, until the benchmark ends; it returns
 // the port.
-func dualLoopbackListeners(b *testing.B) int {
+func dualLoopbackListeners(tb testing.TB) int {
 	for range 20 {
 		l4, err := net.Listen("tcp4", "127.0.0.1:0")
 		if err != nil {
-			b.Fatal(err)
+			tb.Fatal(err)
 		}
 		port := l4.Addr().(*net.TCPAddr).Port
 		l6, err := net.Listen("tcp6", "[::1]:"+strconv.Itoa(port))
@@ -125,10 +153,10 @@ func dualLoopbackListeners(b *testing.B) int {
 				}
 			}()
 		}
-		b.Cleanup(func() { l4.Close(); l6.Close(); wg.Wait() })
+		tb.Cleanup(func() { l4.Close(); l6.Close(); wg.Wait() })
 		return port
 	}
-	b.Skip("no port free on both 127.0.0.1 and ::1")
+	tb.Skip("no port free on both 127.0.0.1 and ::1")
 	return 0
 }
 
@@ -146,23 +174,10 @@ func BenchmarkDialDelayedAAAA(b *testing.B) {
 	const name = "delayed-aaaa.test"
 	ctx := context.Background()
 	b.Run("conduit", func(b *testing.B) {
-		srv := startDelayedAAAAServer(b, name)
+		srv := startDelayedAAAAServer(b, name, holdAAAA)
 		port := dualLoopbackListeners(b)
-		res, err := resolver.New(&resolver.Config{
-			HostsFile:    "-",
-			ServicesFile: "-",
-			DNS: &dnsstub.Config{
-				Nameservers: []netip.AddrPort{srv.addr},
-				Timeout:     5 * time.Second,
-				Cache:       dnsstub.CacheConfig{MaxEntries: -1},
-			},
-		})
-		if err != nil {
-			b.Fatal(err)
-		}
-		c := New(&Config{Resolver: res})
+		c := New(&Config{Resolver: dnsResolver(b, srv.addr, 5*time.Second)})
 		defer c.Close()
-		defer res.Close()
 		uri := "tcp://" + name + ":" + strconv.Itoa(port)
 		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
@@ -178,7 +193,7 @@ func BenchmarkDialDelayedAAAA(b *testing.B) {
 		}
 	})
 	b.Run("netdialer", func(b *testing.B) {
-		srv := startDelayedAAAAServer(b, name)
+		srv := startDelayedAAAAServer(b, name, holdAAAA)
 		port := dualLoopbackListeners(b)
 		d := net.Dialer{Resolver: &net.Resolver{
 			PreferGo: true,
@@ -201,4 +216,25 @@ func BenchmarkDialDelayedAAAA(b *testing.B) {
 			b.Fatalf("%d A queries for %d dials: an answer was cached", q, b.N)
 		}
 	})
+}
+
+// dnsResolver is a resolver asking only the DNS server at addr, waiting
+// up to timeout for each answer, without hosts or services files and
+// without a cache, closed when the test ends.
+func dnsResolver(tb testing.TB, addr netip.AddrPort, timeout time.Duration) *resolver.URIResolver {
+	res, err := resolver.New(&resolver.Config{
+		HostsFile:    "-",
+		ServicesFile: "-",
+		DNS: &dnsstub.Config{
+			Nameservers: []netip.AddrPort{addr},
+			Timeout:     timeout,
+			Attempts:    1,
+			Cache:       dnsstub.CacheConfig{MaxEntries: -1},
+		},
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { res.Close() })
+	return res
 }
