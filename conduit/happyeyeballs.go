@@ -134,8 +134,8 @@ func (c *Conduit) race(ctx context.Context, uri string, family familyFilter, eps
 		resolved <-chan error
 	)
 	if st == nil {
+		d.open = true // the resolution is complete
 		d.add(resolver.Batch{Endpoints: eps})
-		d.open = true
 		if len(d.order.groups) == 1 && len(d.order.groups[0].pending) == 1 {
 			return d.dialAlone(d.order.next())
 		}

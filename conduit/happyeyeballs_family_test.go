@@ -280,3 +280,20 @@ func TestUserspaceStackSkipsIPv6(t *testing.T) {
 	assert.Contains(t, msg, "tcp://dual.test=[::1]:80: address family not supported by the transport: the tcp transport's stack cannot dial IPv6")
 	assert.Contains(t, msg, "tls://dual.test@tcp://dual.test=[::1]:80: address family")
 }
+
+// TestDialEndpointsNoResolutionDelay: a complete list (DialEndpoints)
+// has no answer to wait for, IPv4 only or not: the first attempt starts
+// at once, and the only timer is the attempt delay.
+func TestDialEndpointsNoResolutionDelay(t *testing.T) {
+	testutil.CheckLeaks(t)
+	a, b := tcpEP("127.0.0.1:7"), tcpEP("127.0.0.2:7")
+	e := newHEEnv(t, Config{}, a, b)
+	done := make(chan dialResult, 1)
+	go func() {
+		f, err := e.c.DialEndpoints(context.Background(), []endpoint.Endpoint{a, b})
+		done <- dialResult{f, err}
+	}()
+	require.Equal(t, a, recv(t, e.s.started, "attempt"))
+	require.Equal(t, DefaultFallbackDelay, recv(t, e.timers.created, "attempt delay"), "no resolution delay first")
+	win(t, e.s, a, done)
+}
