@@ -67,9 +67,10 @@ type Config struct {
 	// several dials at once.
 	SourceAddr func(dst netip.Addr) netip.Addr
 
-	// Clock times the Happy Eyeballs attempt delay, and is the default
-	// resolver's clock (resolver.Config.Clock) when Resolver is nil. Nil
-	// means clock.Real(). Tests inject a *clock.Manual to start the next
+	// Clock times the Happy Eyeballs attempt and resolution delays and
+	// the family memory, and is the default resolver's clock
+	// (resolver.Config.Clock) when Resolver is nil. Nil means
+	// clock.Real(). Tests inject a *clock.Manual to start the next
 	// attempt without waiting.
 	Clock clock.Clock
 
