@@ -44,7 +44,10 @@ func (r *URIResolver) knownService(scheme string) bool {
 // see ttl.go), and whether the cache must not keep them even that long.
 type answer struct {
 	eps []endpoint.Endpoint
-	ttl time.Duration
+	// groups are the endpoints' Batch.Group (nil: all 0): an SRV
+	// record's or HTTPS/SVCB record's rank.
+	groups []int
+	ttl    time.Duration
 	// volatile: an SRV answer (its order is drawn again on each
 	// resolution, RFC 2782) or a rewrite rule's (which may change at any
 	// time). Watch still refreshes it by its TTL.
@@ -60,7 +63,7 @@ func (r *URIResolver) resolve(ctx context.Context, uri string, listen bool) ([]e
 	if eps, ok := r.cache.get(uri, listen, r.now); ok {
 		return eps, nil
 	}
-	a, err := r.resolveURI(ctx, uri, listen)
+	a, err := r.resolveURI(ctx, uri, listen, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -74,7 +77,7 @@ func (r *URIResolver) resolveFresh(ctx context.Context, uri string, listen bool)
 	if r.closed.Load() {
 		return answer{}, &URIError{URI: uri, Err: errClosed}
 	}
-	return r.resolveURI(ctx, uri, listen)
+	return r.resolveURI(ctx, uri, listen, nil)
 }
 
 // remember caches a for (uri, listen): for good when it never changes,
@@ -84,16 +87,18 @@ func (r *URIResolver) remember(uri string, listen bool, a answer) {
 	switch {
 	case a.volatile:
 	case a.ttl == ttlForever:
-		r.cache.put(uri, listen, a.eps, time.Time{}, r.now())
+		r.cache.put(uri, listen, a.eps, a.groups, time.Time{}, r.now())
 	case a.ttl > 0 && r.cacheDNS:
 		now := r.now()
-		r.cache.put(uri, listen, a.eps, now.Add(a.ttl), now)
+		r.cache.put(uri, listen, a.eps, a.groups, now.Add(a.ttl), now)
 	}
 }
 
 // resolveURI parses uri and resolves it by its kind: a Unix path or a
-// vchan (which never change), an SRV name, or a host.
-func (r *URIResolver) resolveURI(ctx context.Context, uri string, listen bool) (answer, error) {
+// vchan (which never change), an SRV name, or a host. When out is not
+// nil (ResolveStream), the lookups that answer in parts deliver them to
+// out as they come; an answer known at once is only returned.
+func (r *URIResolver) resolveURI(ctx context.Context, uri string, listen bool, out *collector) (answer, error) {
 	p, err := parse(uri, r.knownService)
 	if err != nil {
 		return answer{}, err
@@ -109,16 +114,17 @@ func (r *URIResolver) resolveURI(ctx context.Context, uri string, listen bool) (
 	}
 	if _, isService := r.services[p.scheme]; !isService && p.kind == schemeService {
 		if base, ok := r.srvScheme(p.scheme); ok {
-			eps, ttl, err := r.resolveSRV(ctx, uri, p, base, listen)
-			return answer{eps: eps, ttl: ttl, volatile: true}, err
+			a, err := r.resolveSRV(ctx, uri, p, base, listen, out)
+			a.volatile = true
+			return a, err
 		}
 	}
-	return r.resolveHost(ctx, uri, p, listen)
+	return r.resolveHost(ctx, uri, p, listen, out)
 }
 
 // resolveHost resolves a tcp, tls or service URI: by a rewrite rule if
 // one answers for its host, else one endpoint per address of the host.
-func (r *URIResolver) resolveHost(ctx context.Context, uri string, p *parsedURI, listen bool) (answer, error) {
+func (r *URIResolver) resolveHost(ctx context.Context, uri string, p *parsedURI, listen bool, out *collector) (answer, error) {
 	port, tls := r.hostPort(p)
 	if a, ok, err := r.rewriteHost(ctx, uri, p, port, tls, listen); ok || err != nil {
 		return a, err
@@ -126,7 +132,10 @@ func (r *URIResolver) resolveHost(ctx context.Context, uri string, p *parsedURI,
 	if port == 0 && !listen {
 		return answer{}, malformed(uri, "port 0 is only valid to listen on")
 	}
-	addrs, ttl, err := r.hostAddrs(ctx, uri, p, listen)
+	if a, ok, err := r.resolveSVCB(ctx, uri, p, port, tls, listen, out); ok {
+		return a, err
+	}
+	addrs, ttl, err := r.hostAddrs(ctx, uri, p, listen, out.hostSink(p, uint16(port), tls, 0))
 	if err != nil {
 		return answer{}, err
 	}
@@ -170,8 +179,9 @@ func (r *URIResolver) rewriteHost(ctx context.Context, uri string, p *parsedURI,
 
 // hostAddrs returns the addresses of the host of a URI and how long they
 // are valid: an IP literal, the IPv4 unspecified address for an empty
-// host to listen on, or the host name's (lookupHost).
-func (r *URIResolver) hostAddrs(ctx context.Context, uri string, p *parsedURI, listen bool) ([]netip.Addr, time.Duration, error) {
+// host to listen on, or the host name's (lookupHost; lookupHostStream
+// when found is not nil).
+func (r *URIResolver) hostAddrs(ctx context.Context, uri string, p *parsedURI, listen bool, found func([]netip.Addr)) ([]netip.Addr, time.Duration, error) {
 	switch {
 	case p.addr.IsValid():
 		return []netip.Addr{p.addr}, ttlForever, nil
@@ -180,7 +190,7 @@ func (r *URIResolver) hostAddrs(ctx context.Context, uri string, p *parsedURI, l
 	case p.host == "":
 		return nil, 0, malformed(uri, "empty host")
 	}
-	addrs, ttl, err := r.lookupHost(ctx, p.host)
+	addrs, ttl, err := r.lookupHostStream(ctx, p.host, found)
 	if err != nil {
 		return nil, 0, &URIError{URI: uri, Err: err}
 	}

@@ -39,16 +39,26 @@ func (r *URIResolver) srvScheme(scheme string) (base string, ok bool) {
 // SCHEME+srv://NAME: the SRV records in RFC 2782 order, each target's
 // addresses with the record's port. SCHEME+srv falls back to NAME's
 // addresses with SCHEME's port when NAME has no SRV records.
-func (r *URIResolver) resolveSRV(ctx context.Context, uri string, p *parsedURI, base string, listen bool) ([]endpoint.Endpoint, time.Duration, error) {
+//
+// With out (ResolveStream), each target's addresses are delivered as they
+// come, with Group the rank of their record.
+func (r *URIResolver) resolveSRV(ctx context.Context, uri string, p *parsedURI, base string, listen bool, out *collector) (answer, error) {
+	eps, groups, ttl, err := r.resolveSRVGroups(ctx, uri, p, base, listen, out)
+	return answer{eps: eps, groups: groups, ttl: ttl}, err
+}
+
+// resolveSRVGroups is resolveSRV: the endpoints, each one's group (nil:
+// all 0), and the TTL.
+func (r *URIResolver) resolveSRVGroups(ctx context.Context, uri string, p *parsedURI, base string, listen bool, out *collector) ([]endpoint.Endpoint, []int, time.Duration, error) {
 	switch {
 	case listen:
-		return nil, 0, malformed(uri, "cannot listen on an SRV URI")
+		return nil, nil, 0, malformed(uri, "cannot listen on an SRV URI")
 	case p.host == "":
-		return nil, 0, malformed(uri, "empty host")
+		return nil, nil, 0, malformed(uri, "empty host")
 	case p.addr.IsValid():
-		return nil, 0, malformed(uri, "an SRV URI names a domain, not an IP address")
+		return nil, nil, 0, malformed(uri, "an SRV URI names a domain, not an IP address")
 	case p.port >= 0:
-		return nil, 0, malformed(uri, "port not allowed in an SRV URI (the SRV records give the ports)")
+		return nil, nil, 0, malformed(uri, "port not allowed in an SRV URI (the SRV records give the ports)")
 	}
 	name := p.host
 	qname := name
@@ -56,7 +66,7 @@ func (r *URIResolver) resolveSRV(ctx context.Context, uri string, p *parsedURI, 
 	if base == "" {
 		labels := strings.SplitN(name, ".", 3)
 		if len(labels) < 3 || !strings.HasPrefix(labels[0], "_") || !strings.HasPrefix(labels[1], "_") {
-			return nil, 0, malformed(uri, "want srv://_SERVICE._PROTO.NAME")
+			return nil, nil, 0, malformed(uri, "want srv://_SERVICE._PROTO.NAME")
 		}
 	} else {
 		svc = r.services[base]
@@ -71,33 +81,40 @@ func (r *URIResolver) resolveSRV(ctx context.Context, uri string, p *parsedURI, 
 	}
 
 	if err := ctx.Err(); err != nil {
-		return nil, 0, &URIError{URI: uri, Err: &lookupError{host: qname, err: err}}
+		return nil, nil, 0, &URIError{URI: uri, Err: &lookupError{host: qname, err: err}}
 	}
 	recs, err := r.lookupSRV(ctx, qname)
 	if err != nil {
 		lerr := &lookupError{host: qname, err: err}
 		if base == "" || !errors.Is(lerr, ErrNotFound) {
-			return nil, 0, &URIError{URI: uri, Err: lerr}
+			return nil, nil, 0, &URIError{URI: uri, Err: lerr}
 		}
 		// No SRV records: NAME's addresses with the service's port.
-		addrs, ttl, err := r.lookupHost(ctx, name)
+		endpoints := func(addrs []netip.Addr) []endpoint.Endpoint {
+			eps := make([]endpoint.Endpoint, 0, len(addrs))
+			for _, a := range addrs {
+				eps = append(eps, wrap(endpoint.TCP{Host: name, Addr: netip.AddrPortFrom(a, svc.Port)}))
+			}
+			return eps
+		}
+		var found func([]netip.Addr)
+		if out != nil {
+			found = func(addrs []netip.Addr) { out.emit(Batch{Endpoints: endpoints(addrs)}) }
+		}
+		addrs, ttl, err := r.lookupHostStream(ctx, name, found)
 		if err != nil {
-			return nil, 0, &URIError{URI: uri, Err: err}
+			return nil, nil, 0, &URIError{URI: uri, Err: err}
 		}
-		eps := make([]endpoint.Endpoint, 0, len(addrs))
-		for _, a := range addrs {
-			eps = append(eps, wrap(endpoint.TCP{Host: name, Addr: netip.AddrPortFrom(a, svc.Port)}))
-		}
-		return eps, ttl, nil
+		return endpoints(addrs), nil, ttl, nil
 	}
 	if len(recs) == 1 && strings.Trim(recs[0].Target, ".") == "" {
-		return nil, 0, &URIError{URI: uri, Err: fmt.Errorf("%s: %w", qname, ErrServiceUnavailable)}
+		return nil, nil, 0, &URIError{URI: uri, Err: fmt.Errorf("%s: %w", qname, ErrServiceUnavailable)}
 	}
-	eps, ttl, err := r.resolveTargets(ctx, qname, recs, wrap)
+	eps, groups, ttl, err := r.resolveTargets(ctx, qname, recs, wrap, out)
 	if err != nil {
-		return nil, 0, &URIError{URI: uri, Err: err}
+		return nil, nil, 0, &URIError{URI: uri, Err: err}
 	}
-	return eps, ttl, nil
+	return eps, groups, ttl, nil
 }
 
 // Defaults of the SRV target fan-out.
@@ -120,8 +137,12 @@ type targetResult struct {
 // dropped (counted in Stats), and the distinct targets of those kept
 // looked up, r.concurrency at a time, each within r.targetTimeout. A
 // target whose lookup fails is skipped; the answer fails only when no
-// target resolved, with an error keeping every target's.
-func (r *URIResolver) resolveTargets(ctx context.Context, qname string, recs []dnsstub.SRV, wrap func(endpoint.Endpoint) endpoint.Endpoint) ([]endpoint.Endpoint, time.Duration, error) {
+// target resolved, with an error keeping every target's. Each endpoint's
+// group is the rank of its record among those kept.
+//
+// With out (ResolveStream), each target's addresses are delivered as they
+// come, a batch for each record naming the target, Group its rank.
+func (r *URIResolver) resolveTargets(ctx context.Context, qname string, recs []dnsstub.SRV, wrap func(endpoint.Endpoint) endpoint.Endpoint, out *collector) ([]endpoint.Endpoint, []int, time.Duration, error) {
 	ttl := ttlForever
 	usable := make([]dnsstub.SRV, 0, len(recs))
 	for _, rec := range recs {
@@ -132,7 +153,7 @@ func (r *URIResolver) resolveTargets(ctx context.Context, qname string, recs []d
 		}
 	}
 	if len(usable) == 0 {
-		return nil, 0, &lookupError{host: qname, err: ErrNotFound}
+		return nil, nil, 0, &lookupError{host: qname, err: ErrNotFound}
 	}
 	kept := r.orderSRV(usable, r.maxTargets)
 	dropped := len(usable) - len(kept)
@@ -153,10 +174,28 @@ func (r *URIResolver) resolveTargets(ctx context.Context, qname string, recs []d
 			names = append(names, rec.Target)
 		}
 	}
-	results := r.lookupTargets(ctx, names)
+	var found func(i int, addrs []netip.Addr)
+	if out != nil {
+		found = func(i int, addrs []netip.Addr) {
+			for k, rec := range kept {
+				if rec.Target != names[i] {
+					continue
+				}
+				eps := make([]endpoint.Endpoint, len(addrs))
+				for j, a := range addrs {
+					eps[j] = wrap(endpoint.TCP{Host: rec.Target, Addr: netip.AddrPortFrom(a, rec.Port)})
+				}
+				out.emit(Batch{Endpoints: eps, Group: k})
+			}
+		}
+	}
+	results := r.lookupTargets(ctx, names, found)
 
-	var eps []endpoint.Endpoint
-	for _, rec := range kept {
+	var (
+		eps    []endpoint.Endpoint
+		groups []int
+	)
+	for k, rec := range kept {
 		res := results[index[rec.Target]]
 		if res.err != nil {
 			continue
@@ -166,6 +205,7 @@ func (r *URIResolver) resolveTargets(ctx context.Context, qname string, recs []d
 			ep := wrap(endpoint.TCP{Host: rec.Target, Addr: netip.AddrPortFrom(a, rec.Port)})
 			if !slices.Contains(eps, ep) {
 				eps = append(eps, ep)
+				groups = append(groups, k)
 			}
 		}
 	}
@@ -174,12 +214,12 @@ func (r *URIResolver) resolveTargets(ctx context.Context, qname string, recs []d
 		for i, res := range results {
 			errs[i] = res.err
 		}
-		return nil, 0, &targetsError{name: qname, errs: errs, dropped: dropped}
+		return nil, nil, 0, &targetsError{name: qname, errs: errs, dropped: dropped}
 	}
 	if ttl == ttlForever {
 		ttl = ttlUnknown // SRV records come from a lookup: never static
 	}
-	return eps, ttl, nil
+	return eps, groups, ttl, nil
 }
 
 // srvTTL returns the TTL of an SRV record: a zero TTL is "do not cache"
@@ -194,8 +234,11 @@ func (r *URIResolver) srvTTL(rec dnsstub.SRV) time.Duration {
 
 // lookupTargets looks up the addresses of each name, r.concurrency at a
 // time: the calling goroutine and up to r.concurrency-1 others, which
-// end before it returns. The i-th result is names[i]'s.
-func (r *URIResolver) lookupTargets(ctx context.Context, names []string) []targetResult {
+// end before it returns. The i-th result is names[i]'s. When found is not
+// nil, each target's addresses are also delivered as they come
+// (lookupHostStream), found(i, addrs) for names[i], from any of those
+// goroutines.
+func (r *URIResolver) lookupTargets(ctx context.Context, names []string, found func(i int, addrs []netip.Addr)) []targetResult {
 	results := make([]targetResult, len(names))
 	var (
 		next atomic.Int64
@@ -207,7 +250,11 @@ func (r *URIResolver) lookupTargets(ctx context.Context, names []string) []targe
 			if i >= len(names) {
 				return
 			}
-			results[i] = r.lookupTarget(ctx, names[i])
+			var f func([]netip.Addr)
+			if found != nil {
+				f = func(addrs []netip.Addr) { found(i, addrs) }
+			}
+			results[i] = r.lookupTarget(ctx, names[i], f)
 		}
 	}
 	for range min(r.concurrency, len(names)) - 1 {
@@ -219,14 +266,15 @@ func (r *URIResolver) lookupTargets(ctx context.Context, names []string) []targe
 }
 
 // lookupTarget looks up one SRV target within r.targetTimeout (and ctx).
-// A name of the static tables needs no deadline.
-func (r *URIResolver) lookupTarget(ctx context.Context, host string) targetResult {
+// A name of the static tables needs no deadline. found, when not nil,
+// gets the addresses as they come (lookupHostStream).
+func (r *URIResolver) lookupTarget(ctx context.Context, host string, found func([]netip.Addr)) targetResult {
 	if r.isStatic(host) {
-		addrs, ttl, err := r.lookupHost(ctx, host)
+		addrs, ttl, err := r.lookupHostStream(ctx, host, found)
 		return targetResult{addrs, ttl, err}
 	}
 	tctx, stop := r.targetContext(ctx)
-	addrs, ttl, err := r.lookupHost(tctx, host)
+	addrs, ttl, err := r.lookupHostStream(tctx, host, found)
 	if expired := stop(); err != nil && expired && ctx.Err() == nil {
 		r.stats.srvTimeouts.Add(1)
 		err = &lookupError{host: host, err: &targetTimeoutError{r.targetTimeout}}

@@ -30,23 +30,31 @@ type uriKey struct {
 
 type uriEntry struct {
 	eps     []endpoint.Endpoint
+	groups  []int     // each endpoint's Batch.Group; nil: all 0
 	expires time.Time // zero: never
 }
 
 // get returns the cached answer for (uri, listen), if fresh at now().
 // It does not allocate.
 func (c *uriCache) get(uri string, listen bool, now func() time.Time) ([]endpoint.Endpoint, bool) {
+	e, ok := c.entry(uri, listen, now)
+	return e.eps, ok
+}
+
+// entry is get returning the whole entry (with the endpoints' groups).
+func (c *uriCache) entry(uri string, listen bool, now func() time.Time) (uriEntry, bool) {
 	c.mu.RLock()
 	e, ok := c.m[uriKey{uri, listen}]
 	c.mu.RUnlock()
 	if !ok || !e.expires.IsZero() && !now().Before(e.expires) {
-		return nil, false
+		return uriEntry{}, false
 	}
-	return e.eps, true
+	return e, true
 }
 
-// put caches eps for (uri, listen) until expires (zero: never).
-func (c *uriCache) put(uri string, listen bool, eps []endpoint.Endpoint, expires time.Time, now time.Time) {
+// put caches eps (with their groups, nil for all 0) for (uri, listen)
+// until expires (zero: never).
+func (c *uriCache) put(uri string, listen bool, eps []endpoint.Endpoint, groups []int, expires time.Time, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.m == nil {
@@ -66,5 +74,5 @@ func (c *uriCache) put(uri string, listen bool, eps []endpoint.Endpoint, expires
 			delete(c.m, k)
 		}
 	}
-	c.m[k] = uriEntry{eps: eps, expires: expires}
+	c.m[k] = uriEntry{eps: eps, groups: groups, expires: expires}
 }

@@ -26,6 +26,9 @@ type URIResolver struct {
 	services   map[string]Service
 	lookup     func(ctx context.Context, host string) ([]netip.Addr, time.Duration, error)
 	lookupSRV  func(ctx context.Context, name string) ([]dnsstub.SRV, error)
+	// lookupFamilies is the DNS stub's LookupHostFamilies when the stub
+	// looks up host names (nil otherwise: lookup answers at once).
+	lookupFamilies func(ctx context.Context, host string, send func(dnsstub.FamilyAnswer)) (time.Duration, error)
 	stub       *dnsstub.Stub // nil when neither lookup uses it
 	preferIPv4 bool
 	rewrites   rewriteRules
@@ -169,6 +172,7 @@ func (r *URIResolver) setLookups(cfg *Config) error {
 		}
 	case r.stub != nil:
 		r.lookup = r.stub.LookupHostTTL
+		r.lookupFamilies = r.stub.LookupHostFamilies
 		r.cacheDNS = cfg.DNS == nil || cfg.DNS.Cache.MaxEntries >= 0
 		if cfg.DNS != nil && cfg.DNS.Clock != nil {
 			r.now = cfg.DNS.Clock.Now
