@@ -21,23 +21,23 @@ import (
 // A URIResolver resolves the URIs of docs/uris.md to endpoints. It is safe
 // for concurrent use. Create it with New and Close it when done.
 type URIResolver struct {
-	hosts      map[string][]netip.Addr // Config.Hosts, normalised
-	fileHosts  map[string][]netip.Addr // the hosts file
-	services   map[string]Service
-	lookup     func(ctx context.Context, host string) ([]netip.Addr, time.Duration, error)
-	lookupSRV  func(ctx context.Context, name string) ([]dnsstub.SRV, error)
+	hosts     map[string][]netip.Addr // Config.Hosts, normalised
+	fileHosts map[string][]netip.Addr // the hosts file
+	services  map[string]Service
+	lookup    func(ctx context.Context, host string) ([]netip.Addr, time.Duration, error)
+	lookupSRV func(ctx context.Context, name string) ([]dnsstub.SRV, error)
 	// lookupFamilies is the DNS stub's LookupHostFamilies when the stub
 	// looks up host names (nil otherwise: lookup answers at once).
 	lookupFamilies func(ctx context.Context, host string, send func(dnsstub.FamilyAnswer)) (time.Duration, error)
-	stub       *dnsstub.Stub // nil when neither lookup uses it
-	preferIPv4 bool
-	rewrites   rewriteRules
-	randMu     sync.Mutex
-	rand       *rand.Rand    // nil: the global source
-	clock      clock.Clock   // Config.Clock or the real one
-	refresh    time.Duration // Config.RefreshInterval
-	minRefresh time.Duration // Config.MinRefreshInterval
-	log        *slog.Logger
+	stub           *dnsstub.Stub // nil when neither lookup uses it
+	preferIPv4     bool
+	rewrites       rewriteRules
+	randMu         sync.Mutex
+	rand           *rand.Rand    // nil: the global source
+	clock          clock.Clock   // Config.Clock or the real one
+	refresh        time.Duration // Config.RefreshInterval
+	minRefresh     time.Duration // Config.MinRefreshInterval
+	log            *slog.Logger
 
 	// The SRV fan-out (Config.SRVConcurrency, MaxSRVTargets,
 	// SRVTargetTimeout), and whether LookupSRV's TTLs are real (the DNS
