@@ -191,9 +191,11 @@ func parseProxyURL(name, v string) (*url.URL, error) {
 		return nil, nil
 	}
 	u, err := url.Parse(v)
-	if err != nil || u.Scheme == "" || u.Host == "" {
+	if !strings.Contains(v, "://") && (err != nil || u.Scheme == "" || u.Host == "") {
 		// A bare host[:port] (which url.Parse takes for a scheme and an
-		// opaque part, or rejects): http:// is meant (httpproxy).
+		// opaque part, or rejects): http:// is meant (httpproxy, which
+		// also retries values with a scheme, making "http://" a proxy
+		// called "http:").
 		if u2, err2 := url.Parse("http://" + v); err2 == nil && u2.Host != "" {
 			u, err = u2, nil
 		}
@@ -217,14 +219,14 @@ func parseProxyURL(name, v string) (*url.URL, error) {
 	return u, nil
 }
 
-// normalizeHost lowercases host, removes IPv6 brackets and a trailing
-// dot, and puts an internationalised name in its ASCII form.
+// normalizeHost lowercases host, removes IPv6 brackets and trailing
+// dots, and puts an internationalised name in its ASCII form.
 func normalizeHost(host string) string {
 	h := strings.TrimSpace(host)
 	if len(h) >= 2 && h[0] == '[' && h[len(h)-1] == ']' {
 		h = h[1 : len(h)-1]
 	}
-	h = strings.TrimSuffix(strings.ToLower(h), ".")
+	h = strings.TrimRight(strings.ToLower(h), ".")
 	return toASCII(h)
 }
 
@@ -316,7 +318,7 @@ func parseNoProxy(s string) noProxyList {
 			continue
 		}
 		host = strings.TrimPrefix(host, "*")
-		host = strings.TrimSuffix(host, ".")
+		host = strings.TrimRight(host, ".")
 		d := noProxyDomain{port: port}
 		if !strings.HasPrefix(host, ".") {
 			d.matchSelf = true
@@ -338,7 +340,7 @@ func invalidNameRune(r rune) bool {
 
 // match reports whether the destination, normalised, is to be reached
 // directly.
-func (l *noProxyList) match(host string, port uint16) bool {
+func (l noProxyList) match(host string, port uint16) bool {
 	if l.all {
 		return true
 	}
