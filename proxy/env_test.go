@@ -312,7 +312,7 @@ func FuzzNoProxy(f *testing.F) {
 		l.match(h, port)
 		cfg := &EnvConfig{AllProxy: "http://proxy", NoProxy: noProxy, ProxyLoopback: true}
 		cfg.ProxyFor("tcp", host, port)
-		if !parseNoProxy(noProxy + ",*").match(h, port) {
+		if !parseNoProxy(noProxy+",*").match(h, port) {
 			t.Fatalf("\"*\" in %q did not match %q", noProxy, host)
 		}
 		if h == "" || strings.ContainsAny(h, ",/ \t\n\v\f\r\x85\xa0*") || strings.ContainsRune(host, '\u2028') {
