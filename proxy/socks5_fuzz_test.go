@@ -114,10 +114,10 @@ func FuzzSOCKS5Reply(f *testing.F) {
 // socks5CheckRequest serves a client's bytes (the first byte of data
 // chooses whether the server wants credentials "user"/"pass") and checks
 // that ServeSOCKS5 fails with its own error, or dials and relays exactly
-// the bytes after the request.
-func socks5CheckRequest(t *testing.T, data []byte) {
+// the bytes after the request. It reports whether the server dialed.
+func socks5CheckRequest(t *testing.T, data []byte) (dialed bool) {
 	if len(data) == 0 {
-		return
+		return false
 	}
 	s := &Server{HandshakeTimeout: -1}
 	if data[0]&1 == 1 {
@@ -140,7 +140,7 @@ func socks5CheckRequest(t *testing.T, data []byte) {
 		require.NotContains(t, err.Error(), "\n")
 	}
 	if dest == nil {
-		return
+		return false
 	}
 	require.NoError(t, err)
 	// The oracle: where the request ends.
@@ -155,6 +155,7 @@ func socks5CheckRequest(t *testing.T, data []byte) {
 	require.NoError(t, err, target)
 	reply := conn.written()
 	require.Equal(t, byte(5), reply[0])
+	return true
 }
 
 // FuzzSOCKS5Request feeds arbitrary client bytes to our server.
@@ -169,7 +170,7 @@ func FuzzSOCKS5Request(f *testing.F) {
 	} {
 		f.Add(seed)
 	}
-	f.Fuzz(socks5CheckRequest)
+	f.Fuzz(func(t *testing.T, data []byte) { socks5CheckRequest(t, data) })
 }
 
 // TestSOCKS5FuzzCases keeps the inputs the fuzzers found interesting:
@@ -192,16 +193,27 @@ func TestSOCKS5FuzzCases(t *testing.T) {
 	}
 
 	methods := make([]byte, 255)
-	requests := [][]byte{
-		append(append(append([]byte{0, 5, 255}, methods...), 5, 1, 0, 3, 255), append(long, 0, 80)...),
-		append([]byte{1, 5, 1, 2, 1, 0, 0}, 5, 1, 0, 1, 127, 0, 0, 1, 0, 80),
-		append(append([]byte{1, 5, 1, 2, 1, 4}, "user\x04pass"...), 5, 1, 0, 3, 9, 'l', 'o', 'c', 'a', 'l', 'h', 'o', 's', 't', 0, 1, 0xff),
-		{0, 5, 1, 0, 5, 1, 0, 3, 0, 0, 80},
-		{0, 5, 0},
-		{0, 5},
-		{1, 5, 1, 2, 1, 255},
+	requests := []struct {
+		in     []byte
+		dialed bool
+	}{
+		{append(append(append([]byte{0, 5, 255}, methods...), 5, 1, 0, 3, 255), append(long, 0, 80)...), false}, // 255 a's: no dots, but a label over 63
+		{append(append(append([]byte{0, 5, 255}, methods...), 5, 1, 0, 3, 4), "a.bc"...), false},                // no port
+		{append(append(append([]byte{0, 5, 255}, methods...), 5, 1, 0, 3, 4), append([]byte("a.bc"), 0, 80, 'x')...), true},
+		{append(append([]byte{0, 5, 2, 2, 0}, 5, 1, 0, 1, 127, 0, 0, 1, 0, 80), "data"...), true},
+		{append([]byte{1, 5, 1, 2, 1, 0, 0}, 5, 1, 0, 1, 127, 0, 0, 1, 0, 80), false},
+		{append(append([]byte{1, 5, 1, 2, 1, 4}, "user\x04pass"...), 5, 1, 0, 3, 9, 'l', 'o', 'c', 'a', 'l', 'h', 'o', 's', 't', 0, 1, 0xff), true},
+		{append(append([]byte{1, 5, 1, 2, 1, 4}, "user\x03pas"...), 5, 1, 0, 1, 127, 0, 0, 1, 0, 80), false},
+		{[]byte{0, 5, 1, 0, 5, 1, 0, 3, 0, 0, 80}, false},
+		{[]byte{0, 5, 1, 0, 5, 1, 0, 1, 127}, false},
+		{[]byte{0, 5, 1, 0, 5, 1, 0, 4, 0, 0, 0}, false},
+		{[]byte{0, 5, 1, 0, 5, 1, 0, 3, 9, 'l', 'o'}, false},
+		{[]byte{0, 5, 1, 0, 5, 1}, false},
+		{[]byte{0, 5, 0}, false},
+		{[]byte{0, 5}, false},
+		{[]byte{1, 5, 1, 2, 1, 255}, false},
 	}
 	for _, r := range requests {
-		socks5CheckRequest(t, r)
+		require.Equal(t, r.dialed, socks5CheckRequest(t, r.in), "%q", r.in)
 	}
 }

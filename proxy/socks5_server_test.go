@@ -186,6 +186,15 @@ func TestSOCKS5ServerOurClient(t *testing.T) {
 		return host != "blocked.example" && port != 9
 	}}
 	proxy, errs := socks5TestServer(t, s)
+	nextAllowed := func() seen {
+		select {
+		case v := <-allowed:
+			return v
+		case <-time.After(time.Minute):
+			t.Fatal("Allow was not called")
+			return seen{}
+		}
+	}
 	port := uint16(echo.Port)
 	targets := map[string]seen{
 		echo.String():                          {"127.0.0.1", port},
@@ -198,7 +207,7 @@ func TestSOCKS5ServerOurClient(t *testing.T) {
 	for target, want := range targets {
 		c, err := socks5Dial(t, proxy, target, nil)
 		require.NoError(t, err, target)
-		require.Equal(t, want, <-allowed)
+		require.Equal(t, want, nextAllowed())
 		socks5RoundTrip(t, c, data)
 		c.Close()
 		require.NoError(t, socks5Wait(t, errs))
@@ -206,11 +215,11 @@ func TestSOCKS5ServerOurClient(t *testing.T) {
 
 	_, err := socks5Dial(t, proxy, "blocked.example:80", nil)
 	require.ErrorIs(t, err, ErrNotAllowed)
-	require.Equal(t, seen{"blocked.example", 80}, <-allowed)
+	require.Equal(t, seen{"blocked.example", 80}, nextAllowed())
 	require.ErrorIs(t, socks5Wait(t, errs), ErrNotAllowed)
 
 	_, err = socks5Dial(t, proxy, "127.0.0.1:"+strconv.Itoa(socks5ClosedPort(t)), nil)
-	<-allowed
+	nextAllowed()
 	require.ErrorIs(t, err, endpoint.ErrRefused)
 	require.True(t, endpoint.HasCause(socks5Wait(t, errs), endpoint.ErrRefused))
 
@@ -540,4 +549,20 @@ func TestSOCKS5ServerNoDial(t *testing.T) {
 	got, _ := io.ReadAll(c)
 	require.Empty(t, got)
 	require.EqualError(t, socks5Wait(t, done), "proxy: socks5: Server.Dial is nil")
+}
+
+// TestSOCKS5ServerRefusalNotReset: a client that sent more than the
+// request (data it meant for the destination) and reads the refusal
+// only after the server is done gets the refusal and an orderly end, not
+// a reset for the bytes the server left unread.
+func TestSOCKS5ServerRefusalNotReset(t *testing.T) {
+	proxy, errs := socks5TestServer(t, &Server{Dial: socks5NetDial})
+	c := socks5RawClient(t, proxy)
+	req := socks5Request(2, 1, 127, 0, 0, 1, 0, 80) // BIND: reply 7
+	_, err := c.Write(append(req, bytes.Repeat([]byte("early data "), 100)...))
+	require.NoError(t, err)
+	require.Error(t, socks5Wait(t, errs)) // the server has closed
+	got, err := io.ReadAll(c)
+	require.NoError(t, err, "the refusal was lost to a reset")
+	require.Equal(t, []byte{5, 0, 5, 7, 0, 1, 0, 0, 0, 0, 0, 0}, got)
 }
