@@ -161,6 +161,11 @@ func (c *Conduit) race(ctx context.Context, uri string, family familyFilter, eps
 	}
 
 	for {
+		if err := ctx.Err(); err != nil {
+			// Ended while another event was ready (the resolution
+			// returning the same error): nothing more starts.
+			return d.abandon(err)
+		}
 		d.startReady()
 		if resolved == nil && d.inflight == 0 && !d.order.pending() {
 			return nil, d.failure()
