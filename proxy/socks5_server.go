@@ -30,7 +30,11 @@ import (
 // s.HandshakeTimeout. A dial that fails gets the reply for its cause:
 // 5 for endpoint.ErrRefused, 4 for a timeout, an unreachable host or a
 // name that does not resolve, 3 for an unreachable network, 2 for an
-// error wrapping ErrNotAllowed, 1 for anything else.
+// error wrapping ErrNotAllowed, 1 for anything else. A refusal (no
+// acceptable method, wrong credentials, a reply code) is written under
+// its own one-second bound, then the write side is closed and what the
+// client still sends is read and dropped until it closes (within that
+// bound), so that the refusal reaches the client instead of a reset.
 //
 // ctx ending closes conn and the destination and ends ServeSOCKS5. When
 // s.Logger is set, one record per connection gives the client, the
