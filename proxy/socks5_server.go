@@ -166,6 +166,9 @@ func (s *Server) socks5Handshake(ctx context.Context, conn net.Conn, deadline ti
 			return nil, &socks5Error{msg: "request has an invalid host name " + rec.dest}
 		}
 	}
+	// An IPv4-mapped IPv6 address is the IPv4 address, for Allow as for
+	// the dial: a rule about 10.0.0.0/8 must not miss ::ffff:10.0.0.1.
+	dst.ip = dst.ip.Unmap()
 	rec.dest = dst.String()
 	if cmd != socks5CmdConnect {
 		socks5Refuse(conn, socks5AppendReply(buf[:0], 7, netip.AddrPort{}))

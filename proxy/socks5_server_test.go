@@ -299,9 +299,12 @@ func TestSOCKS5ServerRequests(t *testing.T) {
 
 	// An IP literal sent as a name is that address; the reply's BND is
 	// the address the destination sees the proxy's connection from.
+	mapped := append(net.ParseIP("::ffff:127.0.0.1").To16(), destPort...)
 	for _, req := range [][]byte{
 		socks5Request(1, 3, name("127.0.0.1")...),
 		socks5Request(1, 1, append([]byte{127, 0, 0, 1}, destPort...)...),
+		socks5Request(1, 4, mapped...),
+		socks5Request(1, 3, name("::ffff:127.0.0.1")...),
 	} {
 		c := socks5RawClient(t, proxy)
 		_, err := c.Write(append(req, "ping"...))
@@ -315,7 +318,8 @@ func TestSOCKS5ServerRequests(t *testing.T) {
 		socks5Wait(t, errs)
 	}
 	mu.Lock()
-	require.Equal(t, []string{"127.0.0.1:" + strconv.Itoa(dest.Port), "127.0.0.1:" + strconv.Itoa(dest.Port)}, dialed)
+	d := "127.0.0.1:" + strconv.Itoa(dest.Port)
+	require.Equal(t, []string{d, d, d, d}, dialed, "names that are addresses and IPv4-mapped addresses are the IPv4 address")
 	mu.Unlock()
 }
 
