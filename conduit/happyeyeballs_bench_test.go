@@ -48,14 +48,24 @@ func holdAAAA(qtype uint16) <-chan struct{} {
 
 func startDelayedAAAAServer(tb testing.TB, name string, hold func(qtype uint16) <-chan struct{}) *delayedAAAAServer {
 	s := &delayedAAAAServer{name: dns.Fqdn(name), hold: hold, stop: make(chan struct{})}
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	s.addr = pc.LocalAddr().(*net.UDPAddr).AddrPort()
-	l, err := net.Listen("tcp", s.addr.String())
-	if err != nil {
+	// One port for UDP and TCP: the UDP port picked may be taken for
+	// TCP (by a connection in TIME-WAIT), then another.
+	var (
+		pc  net.PacketConn
+		l   net.Listener
+		err error
+	)
+	for range 20 {
+		if pc, err = net.ListenPacket("udp", "127.0.0.1:0"); err != nil {
+			tb.Fatal(err)
+		}
+		s.addr = pc.LocalAddr().(*net.UDPAddr).AddrPort()
+		if l, err = net.Listen("tcp", s.addr.String()); err == nil {
+			break
+		}
 		pc.Close()
+	}
+	if err != nil {
 		tb.Fatal(err)
 	}
 	mux := dns.NewServeMux()
