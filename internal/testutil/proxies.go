@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -71,6 +72,16 @@ socks pass { from: 127.0.0.0/8 to: 0.0.0.0/0 }
 		t.Fatal(err)
 	}
 	p := StartProcess(t, path, "-f", cf, "-N", "1", "-p", filepath.Join(dir, "danted.pid"))
+	t.Cleanup(func() {
+		// SIGTERM before StartProcess's SIGKILL: danted then ends its
+		// child processes too, which a SIGKILL would leave running,
+		// holding its standard error open.
+		p.Signal(syscall.SIGTERM)
+		select {
+		case <-p.Exited():
+		case <-time.After(10 * time.Second):
+		}
+	})
 	addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port)
 	waitListening(t, p, addr, "danted")
 	return addr
