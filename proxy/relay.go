@@ -6,18 +6,23 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 )
 
 // halfCloser is a connection that can end its write side alone
 // (*net.TCPConn, conduit's flows, *tls.Conn).
 type halfCloser interface{ CloseWrite() error }
 
-// closeWrite ends c's write side, or all of c when it cannot half-close.
-func closeWrite(c net.Conn) {
+// closeWrite ends c's write side, or all of c when it cannot half-close,
+// setting fully first when it must close all of c.
+func closeWrite(c net.Conn, fully *atomic.Bool) {
 	if h, ok := c.(halfCloser); ok {
 		if h.CloseWrite() == nil {
 			return
 		}
+	}
+	if fully != nil {
+		fully.Store(true)
 	}
 	c.Close()
 }
@@ -37,9 +42,16 @@ func relay(ctx context.Context, client, dest net.Conn) (up, down int64, err erro
 		wg       sync.WaitGroup
 		mu       sync.Mutex
 		firstErr error
+		// fullyClosed: a side that could not half-close was closed
+		// at the end of its direction; the other direction's copy then
+		// ends on the closed connection, which is no error.
+		fullyClosed atomic.Bool
 	)
 	keep := func(e error) {
 		if e == nil || errors.Is(e, io.EOF) {
+			return
+		}
+		if fullyClosed.Load() && (errors.Is(e, net.ErrClosed) || errors.Is(e, io.ErrClosedPipe)) {
 			return
 		}
 		mu.Lock()
@@ -59,7 +71,7 @@ func relay(ctx context.Context, client, dest net.Conn) (up, down int64, err erro
 			client.Close()
 			return
 		}
-		closeWrite(dest)
+		closeWrite(dest, &fullyClosed)
 	}()
 	n, e := io.Copy(client, dest)
 	down = n
@@ -68,7 +80,7 @@ func relay(ctx context.Context, client, dest net.Conn) (up, down int64, err erro
 		dest.Close()
 		client.Close()
 	} else {
-		closeWrite(client)
+		closeWrite(client, &fullyClosed)
 	}
 	wg.Wait()
 	client.Close()
