@@ -2,6 +2,8 @@ package conduit
 
 import (
 	"context"
+	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -39,19 +41,48 @@ func (c *Conduit) dialURI(ctx context.Context, uri string, family familyFilter) 
 	return c.race(ctx, uri, family, eps, nil)
 }
 
-// streamer returns the resolver as a Streamer, if it is one and uri is
-// its to resolve (not of a custom scheme).
+// streamer returns the resolver as a Streamer, if it is one, uri is its
+// to resolve (not of a custom scheme) and has something to look up.
 func (c *Conduit) streamer(uri string) (resolver.Streamer, bool) {
 	st, ok := c.res.(resolver.Streamer)
 	if !ok {
 		return nil, false
 	}
-	if scheme, _, found := strings.Cut(uri, "://"); found {
-		if _, custom := c.reg.Scheme(strings.ToLower(scheme)); custom {
-			return nil, false
-		}
+	scheme, rest, found := strings.Cut(uri, "://")
+	if !found {
+		return st, true // the resolver says what is wrong
+	}
+	if _, custom := c.reg.Scheme(strings.ToLower(scheme)); custom {
+		return nil, false
+	}
+	if !needsLookup(rest) {
+		return nil, false
 	}
 	return st, true
+}
+
+// needsLookup reports whether the part of a URI after "://" names a
+// host to look up: not an IP address, nor empty (a Unix path). The
+// others resolve at once, so a streamed resolution would only cost its
+// goroutine (which is as much as a loopback connect).
+func needsLookup(rest string) bool {
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		rest = rest[:i]
+	}
+	if i := strings.LastIndexByte(rest, '@'); i >= 0 {
+		rest = rest[i+1:]
+	}
+	host := rest
+	if h, _, err := net.SplitHostPort(rest); err == nil {
+		host = h
+	} else {
+		host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	}
+	if host == "" {
+		return false
+	}
+	_, err := netip.ParseAddr(host)
+	return err != nil
 }
 
 // heResult is the outcome of one attempt.
@@ -107,8 +138,6 @@ type heDial struct {
 // produce is closed by the attempt itself. When race returns, the
 // streamed resolution has been cancelled and has returned.
 func (c *Conduit) race(ctx context.Context, uri string, family familyFilter, eps []endpoint.Endpoint, st resolver.Streamer) (Flow, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	d := &heDial{
 		c: c, ctx: ctx, uri: uri, family: family, trace: ContextTrace(ctx),
 		seen:     map[string]bool{},
@@ -126,6 +155,18 @@ func (c *Conduit) race(ctx context.Context, uri string, family familyFilter, eps
 	if ttl := c.familyMemoryTTL(); ttl > 0 {
 		d.order.remembered = func(host string) string { return c.fam.get(host, c.clock.Now(), ttl) }
 	}
+	if st == nil {
+		d.open = true // the resolution is complete
+		d.add(resolver.Batch{Endpoints: eps})
+		if len(d.order.groups) == 1 && len(d.order.groups[0].pending) == 1 {
+			// No race: the caller's context as it is (one that cannot
+			// be cancelled spares net's connect its watching goroutine).
+			return d.dialAlone(d.order.next())
+		}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	d.ctx = ctx
 	defer close(d.returned)
 	defer d.stopTimers()
 
@@ -133,13 +174,7 @@ func (c *Conduit) race(ctx context.Context, uri string, family familyFilter, eps
 		batches  <-chan resolver.Batch
 		resolved <-chan error
 	)
-	if st == nil {
-		d.open = true // the resolution is complete
-		d.add(resolver.Batch{Endpoints: eps})
-		if len(d.order.groups) == 1 && len(d.order.groups[0].pending) == 1 {
-			return d.dialAlone(d.order.next())
-		}
-	} else {
+	if st != nil {
 		d.trace.resolveStart(uri)
 		bc, rc := make(chan resolver.Batch), make(chan error, 1)
 		rctx, rcancel := context.WithCancel(ctx)

@@ -421,3 +421,23 @@ func TestStreamContextCancelledMidResolution(t *testing.T) {
 	}
 	noneYet(t, e.s.started, "attempt")
 }
+
+func TestNeedsLookup(t *testing.T) {
+	for rest, want := range map[string]bool{
+		"example.test:80":         true,
+		"example.test":            true,
+		"user@example.test:80/x":  true,
+		"7/web":                   true,
+		"127.0.0.1:80":            false,
+		"127.0.0.1":               false,
+		"[::1]:443?sni=a.test":    false,
+		"[fe80::1%25eth0]:80":     false,
+		"[::1]":                   false,
+		"/run/app.sock":           false,
+		"":                        false,
+		"u:p@10.0.0.1:1080/?x=y":  false,
+		"1.2.3.4.example.test:80": true,
+	} {
+		assert.Equal(t, want, needsLookup(rest), rest)
+	}
+}
