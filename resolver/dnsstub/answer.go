@@ -91,6 +91,18 @@ func rrTypeOK(rr dns.RR, qtype uint16) bool {
 	case dns.TypeSRV:
 		_, ok := rr.(*dns.SRV)
 		return ok
+	case dns.TypeSVCB:
+		switch rr.(type) {
+		case *dns.SVCB, *dns.RFC3597:
+			return true
+		}
+		return false
+	case dns.TypeHTTPS:
+		switch rr.(type) {
+		case *dns.HTTPS, *dns.RFC3597:
+			return true
+		}
+		return false
 	}
 	return true
 }

@@ -14,6 +14,7 @@ type cacheKey struct {
 type entry struct {
 	addrs   []netip.Addr
 	srvs    []SRV
+	svcbs   []SVCB
 	err     error     // ErrNXDomain or ErrNoData
 	expires time.Time // fresh until then
 	stale   time.Time // may be served stale until then

@@ -92,7 +92,7 @@ func (s *Stub) fly(key cacheKey, fqdn string, qtype uint16, f *flight) {
 		if old := s.cache[key]; old != nil && now.Before(old.stale) {
 			// RFC 8767: serve stale, and do not ask again for a while.
 			s.stats.stale.Add(1)
-			fresh := &entry{addrs: old.addrs, srvs: old.srvs, err: old.err, expires: now.Add(staleTTL), stale: old.stale, cached: true}
+			fresh := &entry{addrs: old.addrs, srvs: old.srvs, svcbs: old.svcbs, err: old.err, expires: now.Add(staleTTL), stale: old.stale, cached: true}
 			old.dead = true
 			s.cache[key] = fresh
 			e, err = fresh, nil

@@ -35,7 +35,15 @@ func validateResponse(q *dns.Msg, b []byte) (*dns.Msg, error) {
 		return nil, errMismatch
 	}
 	m := new(dns.Msg)
-	if err := m.Unpack(b); err != nil {
+	err := m.Unpack(b)
+	if qt := q.Question[0].Qtype; err != nil && (qt == TypeSVCB || qt == TypeHTTPS) {
+		// A record miekg/dns cannot parse must not lose the whole
+		// answer: ParseSVCB drops it alone.
+		if lm, lerr := unpackLenient(b); lerr == nil && !lm.Truncated {
+			m, err = lm, nil
+		}
+	}
+	if err != nil {
 		// A truncated response may not unpack: keep its header, which is
 		// all that is needed to retry over TCP.
 		bits := uint16(b[2])<<8 | uint16(b[3])

@@ -41,6 +41,17 @@ func (s *Stub) resolve(ctx context.Context, fqdn string, qtype uint16) (*entry, 
 			return e, nil
 		}
 		ttl = min(ttl, a.ttl)
+		if qtype == TypeSVCB || qtype == TypeHTTPS {
+			e.svcbs = s.parseSVCBRecords(a.cname, a.rrs)
+			if len(e.svcbs) == 0 {
+				// Every record dropped: as NODATA, for the TTL of the
+				// records.
+				e.err = ErrNoData
+				e.expires = now.Add(min(secs(ttl), s.cachecfg.negativeTTL()))
+				e.stale = e.expires.Add(s.cachecfg.staleTTL())
+				return e, nil
+			}
+		}
 		for _, rr := range a.rrs {
 			switch r := rr.(type) {
 			case *dns.A:

@@ -42,7 +42,7 @@ type Stub struct {
 	flights map[cacheKey]*flight
 
 	stats struct {
-		queries, dropped, truncated, hits, misses, shared, stale atomic.Uint64
+		queries, dropped, truncated, hits, misses, shared, stale, svcbDropped atomic.Uint64
 	}
 }
 
@@ -55,6 +55,9 @@ type Stats struct {
 	CacheMisses uint64 // lookups that started a query
 	Shared      uint64 // lookups that joined a query already in flight
 	Stale       uint64 // stale answers served because every server failed
+	// SVCBDropped counts SVCB and HTTPS records dropped: malformed, or
+	// with a mandatory key this package does not support (RFC 9460 §8).
+	SVCBDropped uint64
 }
 
 // Stats returns the Stub's counters.
@@ -67,6 +70,7 @@ func (s *Stub) Stats() Stats {
 		CacheMisses: s.stats.misses.Load(),
 		Shared:      s.stats.shared.Load(),
 		Stale:       s.stats.stale.Load(),
+		SVCBDropped: s.stats.svcbDropped.Load(),
 	}
 }
 
