@@ -441,3 +441,27 @@ func TestNeedsLookup(t *testing.T) {
 		assert.Equal(t, want, needsLookup(rest), rest)
 	}
 }
+
+// TestStreamRepeatedEndpointsDialedOnce: a resolution that sends the same
+// endpoints again (a flood of repeats, in any group) has each dialed
+// once.
+func TestStreamRepeatedEndpointsDialedOnce(t *testing.T) {
+	testutil.CheckLeaks(t)
+	v6, v4 := tcpEP("[::1]:7"), tcpEP("127.0.0.1:7")
+	e := newHEEnv(t, Config{}, v6, v4)
+	done := e.dial(t, "tcp://dual.test:7")
+	call := recv(t, e.st.calls, "resolution")
+	call.push(t, batch(v6))
+	require.Equal(t, v6, recv(t, e.s.started, "attempt"))
+	for i := range 100 {
+		call.push(t, resolver.Batch{Endpoints: []endpoint.Endpoint{v6, v4, v6}, Group: i % 3})
+	}
+	call.end <- nil
+	e.s.outcome[v6.String()] <- syscall.ECONNREFUSED
+	require.Equal(t, v4, recv(t, e.s.started, "attempt"))
+	e.s.outcome[v4.String()] <- syscall.ECONNREFUSED
+	r := recv(t, done, "dial result")
+	require.ErrorIs(t, r.err, ErrRefused)
+	assert.Contains(t, r.err.Error(), "all 2 attempts failed")
+	noneYet(t, e.s.started, "attempt")
+}
