@@ -58,6 +58,14 @@ type Config struct {
 	// called concurrently.
 	LookupSRV func(ctx context.Context, name string) ([]dnsstub.SRV, error)
 
+	// LookupSVCB looks up the SVCB or HTTPS records (RFC 9460) of a name,
+	// qtype dnsstub.TypeSVCB or dnsstub.TypeHTTPS, for the services that
+	// opt in (Service.SVCB). A name without records should give an error
+	// matching ErrNotFound. Nil means the DNS stub's LookupSVCB when the
+	// stub also looks up host addresses (LookupHost nil and a DNS stub);
+	// else no SVCB records are asked. It may be called concurrently.
+	LookupSVCB func(ctx context.Context, name string, qtype uint16) ([]dnsstub.SVCB, error)
+
 	// Rand is the random source for the weighted order of SRV targets
 	// (RFC 2782) and the jitter of Watch. Nil means math/rand/v2's global
 	// source. New wraps it with a lock: it need not be safe for

@@ -5,10 +5,16 @@ import (
 )
 
 // A Service is what a service scheme (https, ssh, …) means: the default
-// TCP port, and whether the connection is TLS over TCP.
+// TCP port, whether the connection is TLS over TCP, and whether its
+// HTTPS or SVCB records are asked (RFC 9460).
 type Service struct {
 	Port uint16
 	TLS  bool
+	// SVCB opts the scheme in to SVCB records: for https (on by default)
+	// the HTTPS record of the host (or _PORT._https.HOST on a port other
+	// than 443), for any other scheme the SVCB record of
+	// _PORT._SCHEME.HOST (RFC 9460 §2.3). See docs/uris.md.
+	SVCB bool
 }
 
 // builtinServices returns a fresh copy of the built-in service table.
@@ -18,7 +24,7 @@ func builtinServices() map[string]Service {
 		"amqps":      {Port: 5671, TLS: true},
 		"ftp":        {Port: 21},
 		"http":       {Port: 80},
-		"https":      {Port: 443, TLS: true},
+		"https":      {Port: 443, TLS: true, SVCB: true},
 		"imap":       {Port: 143},
 		"imaps":      {Port: 993, TLS: true},
 		"irc":        {Port: 6667},

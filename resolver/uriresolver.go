@@ -29,15 +29,17 @@ type URIResolver struct {
 	// lookupFamilies is the DNS stub's LookupHostFamilies when the stub
 	// looks up host names (nil otherwise: lookup answers at once).
 	lookupFamilies func(ctx context.Context, host string, send func(dnsstub.FamilyAnswer)) (time.Duration, error)
-	stub           *dnsstub.Stub // nil when neither lookup uses it
-	preferIPv4     bool
-	rewrites       rewriteRules
-	randMu         sync.Mutex
-	rand           *rand.Rand    // nil: the global source
-	clock          clock.Clock   // Config.Clock or the real one
-	refresh        time.Duration // Config.RefreshInterval
-	minRefresh     time.Duration // Config.MinRefreshInterval
-	log            *slog.Logger
+	// lookupSVCB is Config.LookupSVCB or the stub's; nil: no SVCB.
+	lookupSVCB func(ctx context.Context, name string, qtype uint16) ([]dnsstub.SVCB, error)
+	stub       *dnsstub.Stub // nil when neither lookup uses it
+	preferIPv4 bool
+	rewrites   rewriteRules
+	randMu     sync.Mutex
+	rand       *rand.Rand    // nil: the global source
+	clock      clock.Clock   // Config.Clock or the real one
+	refresh    time.Duration // Config.RefreshInterval
+	minRefresh time.Duration // Config.MinRefreshInterval
+	log        *slog.Logger
 
 	// The SRV fan-out (Config.SRVConcurrency, MaxSRVTargets,
 	// SRVTargetTimeout), and whether LookupSRV's TTLs are real (the DNS
@@ -49,6 +51,7 @@ type URIResolver struct {
 
 	stats struct {
 		srvCapped, srvDropped, srvTimeouts atomic.Uint64
+		svcbAliasBroken                    atomic.Uint64
 	}
 
 	cache    uriCache
@@ -182,6 +185,12 @@ func (r *URIResolver) setLookups(cfg *Config) error {
 			addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
 			return addrs, ttlUnknown, err
 		}
+	}
+	switch {
+	case cfg.LookupSVCB != nil:
+		r.lookupSVCB = cfg.LookupSVCB
+	case cfg.LookupHost == nil && r.stub != nil:
+		r.lookupSVCB = r.stub.LookupSVCB
 	}
 	switch {
 	case r.lookupSRV != nil:
