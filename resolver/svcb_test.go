@@ -156,7 +156,7 @@ func TestSVCBMalformedDropped(t *testing.T) {
 		case dns.TypeHTTPS:
 			h := dns.RR_Header{Name: q.Name, Rrtype: dns.TypeHTTPS, Class: dns.ClassINET, Ttl: 60}
 			m.Answer = append(m.Answer,
-				&dns.RFC3597{Hdr: h, Rdata: "0001000001000209" + "68"},                         // alpn overflows
+				&dns.RFC3597{Hdr: h, Rdata: "0001000001000209" + "68"},                // alpn overflows
 				&dns.RFC3597{Hdr: h, Rdata: "000100" + "00000002029b" + "029b000178"}, // mandatory=key667
 				good)
 		case dns.TypeA:
