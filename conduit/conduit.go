@@ -178,8 +178,10 @@ func (c *Conduit) Registry() *Registry {
 	return c.reg
 }
 
-// Resolve resolves uri to the endpoints Dial would try, in the order it
-// would try them (before Happy Eyeballs interleaves address families).
+// Resolve resolves uri to the endpoints Dial would try, in the
+// resolver's order: groups (SRV targets, HTTPS records) in priority
+// order, each group's addresses as the lookups gave them. Dial then
+// sorts each group by RFC 6724 and interleaves address families.
 func (c *Conduit) Resolve(ctx context.Context, uri string) ([]endpoint.Endpoint, error) {
 	c.init()
 	trace := ContextTrace(ctx)

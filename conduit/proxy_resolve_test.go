@@ -148,7 +148,7 @@ func TestProxyFromEnv(t *testing.T) {
 		{"https://web.test", "tls://web.test@http://web.test:443@tcp://b.test=127.0.0.3:3128"},
 		{"tls://web.test:8443", "tls://web.test@http://web.test:8443@tcp://b.test=127.0.0.3:3128"},
 		{"tcp://web.test:7", "socks5h://web.test:7@tcp://a.test=127.0.0.2:1080"},
-		{"tcp://127.0.0.9:7", "tcp://127.0.0.9:7"},      // loopback: never proxied by the library's rule
+		{"tcp://127.0.0.9:7", "tcp://127.0.0.9:7"}, // loopback: never proxied by the library's rule
 	} {
 		eps, err := c.Resolve(ctx, tc.uri)
 		require.NoError(t, err, tc.uri)
@@ -184,7 +184,7 @@ func FuzzProxyURI(f *testing.F) {
 			parseHop(p)
 		}
 		ctx, cancel := context.WithCancel(context.Background())
-		cancel() // no lookups: the table answers, the rest fails at once
+		cancel()            // no lookups: the table answers, the rest fails at once
 		c.Resolve(ctx, uri) // no panic, no hang
 	})
 }

@@ -118,7 +118,31 @@ func TestE2EDialThroughDantedAndTinyproxy(t *testing.T) {
 	tiny := testutil.Tinyproxy(t, testutil.TinyproxyConfig{ConnectPorts: []uint16{uint16(p)}})
 	data := make([]byte, 2<<20)
 	rand.Read(data)
-	code, out, stderr := runBinary(t, data, "dial", "--proxy", "socks5://"+danted.String(), "--proxy", "http://"+tiny.String(), "tcp://"+echo)
+	// tinyproxy ends a tunnel when either side half-closes, so standard
+	// input stays open until the whole echo is back; then it ends, and
+	// so does the command (tinyproxy closing the tunnel ends it cleanly).
+	cmd := exec.Command(binary(t), "dial", "--proxy", "socks5://"+danted.String(), "--proxy", "http://"+tiny.String(), "tcp://"+echo)
+	stdin, err := cmd.StdinPipe()
+	require.NoError(t, err)
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	stderrBuf := &safeBuffer{}
+	cmd.Stderr = stderrBuf
+	require.NoError(t, cmd.Start())
+	writeErr := make(chan error, 1)
+	go func() { _, err := stdin.Write(data); writeErr <- err }()
+	got := make([]byte, len(data))
+	_, err = io.ReadFull(stdout, got)
+	require.NoError(t, err, stderrBuf.String())
+	require.NoError(t, <-writeErr)
+	requireSameHash(t, data, got)
+	stdin.Close()
+	io.Copy(io.Discard, stdout)
+	cmd.Wait()
+	assert.Empty(t, stderrBuf.String())
+
+	// danted alone passes the half-close on: the plain form works.
+	code, out, stderr := runBinary(t, data, "dial", "--proxy", "socks5://"+danted.String(), "tcp://"+echo)
 	require.Equal(t, 0, code, stderr)
 	requireSameHash(t, data, out)
 
