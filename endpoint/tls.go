@@ -84,10 +84,27 @@ func (e TLS) Validate() error {
 	return Validate(e.Inner)
 }
 
+// tlsJSONForm is the JSON form of a TLS endpoint: the common form and
+// what an HTTPS or SVCB record said (SVC).
+type tlsJSONForm struct {
+	jsonForm
+	ALPN []string `json:"alpn,omitempty"`
+	ECH  bool     `json:"ech,omitempty"`
+	Hint bool     `json:"hint,omitempty"`
+}
+
 // MarshalJSON returns {"transport":"tls","address":…,"server_name":…,
-// "inner":{…}} with the inner endpoint's address.
+// "inner":{…}} with the inner endpoint's address, and, when an HTTPS or
+// SVCB record gave SVC, "alpn":[…] (the protocols offered), "ech":true
+// (an ECH configuration is used) and "hint":true (the address is an
+// ipv4hint/ipv6hint).
 func (e TLS) MarshalJSON() ([]byte, error) {
-	f := jsonForm{Transport: KindTLS, ServerName: e.ServerName}
+	var full tlsJSONForm
+	if e.SVC != nil {
+		full.ALPN, full.ECH, full.Hint = e.SVC.ALPN, len(e.SVC.ECH) > 0, e.SVC.Hint
+	}
+	f := &full.jsonForm
+	*f = jsonForm{Transport: KindTLS, ServerName: e.ServerName}
 	if e.Inner != nil {
 		inner, err := MarshalJSON(e.Inner)
 		if err != nil {
@@ -101,5 +118,5 @@ func (e TLS) MarshalJSON() ([]byte, error) {
 		}
 		f.Inner = inner
 	}
-	return json.Marshal(f)
+	return json.Marshal(full)
 }
