@@ -104,6 +104,14 @@ func (s *Stub) LookupHostFamilies(ctx context.Context, name string, send func(Fa
 				won = true
 			}
 		} else {
+			// A family already known (cached) goes first, without
+			// waiting for the other's query.
+			for i := range h {
+				if x := &h[i]; x.f == nil && x.e != nil && len(x.e.addrs) > 0 {
+					send(FamilyAnswer{Family: x.fam, Addrs: x.e.addrs, TTL: x.e.remaining(s.now())})
+					won = true
+				}
+			}
 			for h[0].f != nil || h[1].f != nil {
 				var c0, c1 <-chan struct{}
 				if h[0].f != nil {
@@ -122,16 +130,7 @@ func (s *Stub) LookupHostFamilies(ctx context.Context, name string, send func(Fa
 					return 0, &Error{Name: name, Type: "A/AAAA", Err: ctx.Err()}
 				}
 				x.e, x.err, x.f = x.f.e, x.f.err, nil
-				x.sent = true
 				if x.e != nil && len(x.e.addrs) > 0 {
-					send(FamilyAnswer{Family: x.fam, Addrs: x.e.addrs, TTL: x.e.remaining(s.now())})
-					won = true
-				}
-			}
-			// A family that was immediate (cached) while the other was
-			// in flight has not been sent yet.
-			for _, x := range h {
-				if !x.sent && x.e != nil && len(x.e.addrs) > 0 {
 					send(FamilyAnswer{Family: x.fam, Addrs: x.e.addrs, TTL: x.e.remaining(s.now())})
 					won = true
 				}
@@ -173,11 +172,10 @@ func (s *Stub) LookupHostFamilies(ctx context.Context, name string, send func(Fa
 
 // half is one family's query of a candidate name in LookupHostFamilies.
 type half struct {
-	fam  Family
-	e    *entry
-	f    *flight // in flight; nil once answered
-	err  *Error
-	sent bool // answered through its flight (and sent if positive)
+	fam Family
+	e   *entry
+	f   *flight // in flight; nil once answered
+	err *Error
 }
 
 // hostTTL is the TTL of an answer built from e4 and e6 (either may be

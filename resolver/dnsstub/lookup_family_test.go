@@ -3,6 +3,8 @@ package dnsstub
 import (
 	"context"
 	"net/netip"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -196,4 +198,47 @@ func TestFamiliesCancel(t *testing.T) {
 	cancel()
 	run.wait(t)
 	require.ErrorIs(t, run.err, context.Canceled)
+}
+
+// TestFamiliesCachedHalfFirst: the A answer still cached, the AAAA one
+// expired and its new query held: the cached A answer is delivered
+// without waiting for the AAAA query.
+func TestFamiliesCachedHalfFirst(t *testing.T) {
+	release := make(chan struct{})
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	defer unblock()
+	var holding atomic.Bool
+	srv := startFake(t, func(w dns.ResponseWriter, r *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		switch r.Question[0].Qtype {
+		case dns.TypeA:
+			rr, _ := dns.NewRR("web.test. 300 IN A 192.0.2.5")
+			m.Answer = append(m.Answer, rr)
+		case dns.TypeAAAA:
+			if holding.Load() {
+				<-release
+			}
+			rr, _ := dns.NewRR("web.test. 10 IN AAAA 2001:db8::5")
+			m.Answer = append(m.Answer, rr)
+		}
+		w.WriteMsg(m)
+	})
+	clk := newClock()
+	s, err := New(&Config{Nameservers: []netip.AddrPort{srv.addr}, Timeout: hangGuard, Attempts: 1, Clock: clk})
+	require.NoError(t, err)
+	defer s.Close()
+	_, err = s.LookupHostFamilies(context.Background(), "web.test", func(FamilyAnswer) {})
+	require.NoError(t, err)
+	clk.Advance(20 * time.Second)
+	holding.Store(true)
+	run := startFamilies(s, context.Background(), "web.test")
+	a := run.next(t)
+	assert.Equal(t, IPv4, a.Family)
+	assert.Equal(t, 280*time.Second, a.TTL)
+	unblock()
+	assert.Equal(t, IPv6, run.next(t).Family)
+	run.wait(t)
+	require.NoError(t, run.err)
 }
