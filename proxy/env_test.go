@@ -327,3 +327,38 @@ func FuzzNoProxy(f *testing.F) {
 		}
 	})
 }
+
+func ExampleEnvConfig_ProxyFor() {
+	cfg := &EnvConfig{
+		HTTPSProxy: "http://proxy.corp.example:3128",
+		AllProxy:   "socks5h://socks.corp.example:1080",
+		NoProxy:    ".internal.example, 10.0.0.0/8",
+	}
+	for _, d := range []struct {
+		scheme, host string
+		port         uint16
+	}{
+		{"https", "example.com", 443},
+		{"tcp", "example.com", 22},
+		{"https+srv", "api.internal.example", 443},
+		{"tls", "10.1.2.3", 443},
+		{"tcp", "localhost", 8080},
+	} {
+		u, err := cfg.ProxyFor(d.scheme, d.host, d.port)
+		if err != nil {
+			fmt.Println(err)
+			continue
+		}
+		if u == nil {
+			fmt.Printf("%s://%s: direct\n", d.scheme, d.host)
+			continue
+		}
+		fmt.Printf("%s://%s: %s\n", d.scheme, d.host, u)
+	}
+	// Output:
+	// https://example.com: http://proxy.corp.example:3128
+	// tcp://example.com: socks5h://socks.corp.example:1080
+	// https+srv://api.internal.example: direct
+	// tls://10.1.2.3: direct
+	// tcp://localhost: direct
+}
