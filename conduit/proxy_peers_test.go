@@ -85,8 +85,9 @@ func echoThrough(t *testing.T, f Flow, n int) {
 // echoN writes n random bytes on f and checks that the same n bytes come
 // back; with halfClose it half-closes after writing and expects the
 // echo's end after them. Without, it stops reading after n bytes: for
-// paths through tinyproxy, which ends a tunnel when either side
-// half-closes (our own proxies pass the half-close on).
+// paths through tinyproxy, which after a client's half-close passes it on
+// but then ends the tunnel before the rest of the answer (seen: 1.4-2.0 of
+// 2 MiB echoed, the stream ended cleanly).
 func echoN(t *testing.T, f Flow, n int, halfClose bool) {
 	t.Helper()
 	data := make([]byte, n)
@@ -145,7 +146,7 @@ func TestProxyChainDantedTinyproxy(t *testing.T) {
 	f, err := c.Dial(ctx, uri)
 	require.NoError(t, err)
 	defer f.Close()
-	echoN(t, f, 8<<20, false) // tinyproxy ends a tunnel at a half-close
+	echoN(t, f, 8<<20, false) // tinyproxy loses the tail of an answer after a half-close
 	assert.Equal(t, []string{"chain.test"}, srv.names())
 	mu.Lock()
 	assert.Equal(t, []string{

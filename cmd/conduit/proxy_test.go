@@ -118,9 +118,10 @@ func TestE2EDialThroughDantedAndTinyproxy(t *testing.T) {
 	tiny := testutil.Tinyproxy(t, testutil.TinyproxyConfig{ConnectPorts: []uint16{uint16(p)}})
 	data := make([]byte, 2<<20)
 	rand.Read(data)
-	// tinyproxy ends a tunnel when either side half-closes, so standard
-	// input stays open until the whole echo is back; then it ends, and
-	// so does the command (tinyproxy closing the tunnel ends it cleanly).
+	// tinyproxy ends a tunnel soon after a client's half-close, before
+	// the rest of the answer (docs/proxies.md), so standard input stays
+	// open until the whole echo is back; then it ends, and so does the
+	// command.
 	cmd := exec.Command(binary(t), "dial", "--proxy", "socks5://"+danted.String(), "--proxy", "http://"+tiny.String(), "tcp://"+echo)
 	stdin, err := cmd.StdinPipe()
 	require.NoError(t, err)
