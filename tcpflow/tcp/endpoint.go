@@ -110,7 +110,8 @@ type endpoint struct {
 	cwnd, ssthresh int
 	caBytes        int // NewReno: bytes acknowledged toward the next increase
 	cubic          cubicState
-	hy             hystart // HyStart++ in the first slow start (hystart.go)
+	hy             hystart      // HyStart++ in the first slow start (hystart.go)
+	spurSeq        seqnum.Value // the retransmitted segment delivered last (sack.go, here to fill a word)
 	// Proportional Rate Reduction in recovery (RFC 6937), in bytes.
 	prrDelivered, prrOut, recoverFS int
 	dupAcks                         int
@@ -130,10 +131,12 @@ type endpoint struct {
 	rackRTT             time.Duration
 	minRTT              time.Duration // windowed minimum (RFC 8985)
 	minRTTAt            time.Time
-	fack                seqnum.Value // highest sequence number delivered
-	dsackRound          seqnum.Value // no second widening before sndUna reaches it
-	reoWndMult          int          // RACK's reordering window, in quarters of min RTT
-	reoWndPersist       int          // recoveries left before reoWndMult goes back to 1
+	fack                seqnum.Value  // highest sequence number delivered
+	dsackRound          seqnum.Value  // no second widening before sndUna reaches it
+	reoWndMult          int32         // RACK's reordering window, in quarters of min RTT
+	reoWndPersist       int32         // recoveries left before the window goes back to a quarter
+	reoWndMeas          time.Duration // RACK's reordering window as measured from D-SACKs (onDSACK)
+	spurLate            time.Duration // how long after its retransmission spurSeq was delivered
 	rttCandXmit         uint64
 	rttCand             time.Duration // the RTT of the oldest segment sent once that this ACK delivers
 	recXmit             uint64        // first transmission of this recovery

@@ -247,18 +247,18 @@ func TestDSACK(t *testing.T) {
 	e.sndNxt, e.sndMax = 5000, 5000
 	e.inRecovery = true
 	assert.Zero(t, e.reoWnd(), "no reordering seen, in recovery")
-	e.onDSACK()
+	e.onDSACK(header.SACKBlock{})
 	assert.True(t, e.reordering)
 	assert.Equal(t, 2*time.Millisecond, e.reoWnd(), "two quarters of min RTT")
-	e.onDSACK()
+	e.onDSACK(header.SACKBlock{})
 	assert.Equal(t, 2*time.Millisecond, e.reoWnd(), "once per round trip")
 	e.sndUna = 5000
 	e.sndNxt, e.sndMax = 9000, 9000
-	e.onDSACK()
+	e.onDSACK(header.SACKBlock{})
 	assert.Equal(t, 3*time.Millisecond, e.reoWnd())
 	e.sndUna = 9000
 	for range 10 {
-		e.onDSACK()
+		e.onDSACK(header.SACKBlock{})
 		e.sndUna, e.sndNxt = e.sndNxt, e.sndNxt.Add(1000)
 	}
 	assert.Equal(t, 10*time.Millisecond, e.reoWnd(), "at most SRTT")

@@ -141,6 +141,9 @@ func (e *endpoint) sendTx(i int) {
 func (e *endpoint) markDelivered(s *txSeg, now time.Time) {
 	rtt := now.Sub(s.sentAt)
 	if s.retrans {
+		// If a D-SACK for it follows, this delivery was the first
+		// transmission's, rtt after the retransmission (onDSACK).
+		e.spurSeq, e.spurLate = s.start, rtt
 		if rtt < e.minRTT {
 			// RFC 8985 section 6.2 step 2: too soon to acknowledge the
 			// last transmission; the first one (spuriously deemed lost,
@@ -203,7 +206,7 @@ func (e *endpoint) applySACK(s *segment, now time.Time) bool {
 	news := false
 	blocks := s.opts.SACK()
 	if isDSACK(blocks, s.ack) {
-		e.onDSACK()
+		e.onDSACK(blocks[0])
 		blocks = blocks[1:]
 	}
 	for _, b := range blocks {
@@ -264,14 +267,33 @@ const maxReoWndMult = 1 << 10
 // lasts without a new D-SACK (RFC 8985 section 6.2 step 4).
 const dsackPersist = 16
 
-// onDSACK takes a D-SACK: a retransmission reached a peer that had the
-// data already, so a segment was deemed lost too soon. The path is
-// taken to reorder, and RACK's reordering window grows by a quarter of
-// the minimum RTT, at most once per round trip (RFC 8985 section 6.2
-// step 4).
-func (e *endpoint) onDSACK() {
+// onDSACK takes a D-SACK for the range of b: a retransmission reached a
+// peer that had the data already, so a segment was deemed lost too
+// soon. The path is taken to reorder, and RACK's reordering window
+// widens (RFC 8985 section 6.2 step 4) in two ways:
+//
+//   - by a quarter of the minimum RTT, at most once per round trip, as
+//     RFC 8985 and Linux (tcp_rack_update_reo_wnd) have it;
+//   - to the reordering measured, when the retransmission whose first
+//     transmission the D-SACK shows delivered is the last one delivered
+//     (spurSeq): its first transmission's ACK came spurLate after the
+//     retransmission, so a window longer by spurLate would have waited
+//     for it.
+//
+// The first alone, on a path whose minimum RTT is a packet and its ACK
+// that both skipped a queue (a tenth of the usual RTT), takes dozens of
+// round trips, each with spurious retransmissions, to reach reordering
+// of a whole RTT; Linux's 4 ms timer ticks hide that. Both are at most
+// SRTT (reoWnd), and both last dsackPersist recoveries without a new
+// D-SACK.
+func (e *endpoint) onDSACK(b header.SACKBlock) {
 	e.p.stats.dsacks.Add(1)
 	e.reordering = true
+	if e.spurLate > 0 && seqnum.Value(b.Start).LessThanEq(e.spurSeq) && e.spurSeq.LessThan(seqnum.Value(b.End)) {
+		e.reoWndMeas = min(max(e.reoWndMeas, e.reoWnd()+e.spurLate), maxReoWndMeas)
+		e.spurLate = 0
+		e.reoWndPersist = dsackPersist
+	}
 	if e.sndUna.GreaterThanEq(e.dsackRound) {
 		e.reoWndMult = min(e.reoWndMult+1, maxReoWndMult)
 		e.dsackRound = e.sndNxt
@@ -279,16 +301,20 @@ func (e *endpoint) onDSACK() {
 	}
 }
 
+// maxReoWndMeas bounds the measured reordering window (it is SRTT at
+// most anyway).
+const maxReoWndMeas = time.Minute
+
 // reoWnd is the reordering window of RACK (RFC 8985 section 6.2 step
 // 4): how long after a later segment was delivered an earlier one is
 // deemed lost. Until the path has been seen to reorder, it is zero in
 // loss recovery and once dupThresh segments are SACKed; otherwise a
-// quarter of the minimum RTT, at most SRTT.
+// quarter of the minimum RTT or more (onDSACK), at most SRTT.
 func (e *endpoint) reoWnd() time.Duration {
 	if !e.reordering && (e.inRecovery || e.sb.sacked >= dupThresh) {
 		return 0
 	}
-	return min(time.Duration(e.reoWndMult)*e.minRTT/4, e.srtt)
+	return min(max(time.Duration(e.reoWndMult)*e.minRTT/4, e.reoWndMeas), e.srtt)
 }
 
 // detectLoss marks lost segments: those with dupThresh SACKed segments
@@ -401,7 +427,7 @@ func (e *endpoint) enterRecovery() {
 	}
 	if e.reoWndPersist > 0 {
 		if e.reoWndPersist--; e.reoWndPersist == 0 {
-			e.reoWndMult, e.dsackRound = 1, e.sndUna
+			e.reoWndMult, e.reoWndMeas, e.dsackRound = 1, 0, e.sndUna
 		}
 	}
 	e.reduceSsthresh()
