@@ -138,6 +138,11 @@ type heDial struct {
 // produce is closed by the attempt itself. When race returns, the
 // streamed resolution has been cancelled and has returned.
 func (c *Conduit) race(ctx context.Context, uri string, family familyFilter, eps []endpoint.Endpoint, st resolver.Streamer) (Flow, error) {
+	if st == nil && len(eps) == 1 && eps[0] != nil && family.allows(eps[0]) && c.cannotDial(eps[0]) == nil {
+		// Nothing to race, order or remember (one endpoint): dial it in
+		// the caller's goroutine and context, without the race's state.
+		return c.dialSingle(ctx, uri, eps[0])
+	}
 	d := &heDial{
 		c: c, ctx: ctx, uri: uri, family: family, trace: ContextTrace(ctx),
 		seen:     map[string]bool{},
@@ -368,6 +373,19 @@ func (d *heDial) attempt(ep endpoint.Endpoint) (Flow, error) {
 	if err != nil {
 		d.c.logDebug("dial attempt failed", "uri", d.uri, "endpoint", ep.String(), "err", err)
 		return nil, &OpError{Op: "dial", URI: d.uri, Endpoint: ep, Err: err}
+	}
+	return f, nil
+}
+
+// dialSingle dials the one endpoint of a resolution that gave only it.
+func (c *Conduit) dialSingle(ctx context.Context, uri string, ep endpoint.Endpoint) (Flow, error) {
+	trace := ContextTrace(ctx)
+	trace.connectStart(ep)
+	f, err := c.dialOne(ctx, ep)
+	trace.connectDone(ep, err)
+	if err != nil {
+		c.logDebug("dial attempt failed", "uri", uri, "endpoint", ep.String(), "err", err)
+		return nil, &OpError{Op: "dial", URI: uri, Endpoint: ep, Err: err}
 	}
 	return f, nil
 }
