@@ -119,6 +119,26 @@ func (s *Stub) LookupSRV(ctx context.Context, name string) ([]SRV, error) {
 	if err := checkName(name); err != nil {
 		return nil, &Error{Name: name, Type: "SRV", Err: err}
 	}
+	e, err := s.searchRecords(ctx, name, dns.TypeSRV, "SRV", func(e *entry) bool { return true })
+	if err != nil {
+		return nil, err
+	}
+	ttl := e.remaining(s.now())
+	out := make([]SRV, len(e.srvs))
+	for i, r := range e.srvs {
+		r.TTL = ttl
+		out[i] = r
+	}
+	return out, nil
+}
+
+// searchRecords asks for the records of type qtype at name through the
+// search list (the first candidate whose answer is usable wins) and
+// returns that answer's entry, or the error of the lookup: the last
+// server failure if there was one, else NXDOMAIN if a candidate had it,
+// else ErrNoData. A cancelled context or a closed stub ends the search.
+// typ names the type in errors.
+func (s *Stub) searchRecords(ctx context.Context, name string, qtype uint16, typ string, usable func(*entry) bool) (*entry, error) {
 	var failure *Error
 	notFound := ErrNoData
 	for i := 0; ; i++ {
@@ -126,7 +146,7 @@ func (s *Stub) LookupSRV(ctx context.Context, name string) ([]SRV, error) {
 		if !ok {
 			break
 		}
-		e, f, err := s.begin(fqdn, dns.TypeSRV)
+		e, f, err := s.begin(fqdn, qtype)
 		if f != nil {
 			e, err = wait(ctx, f)
 		}
@@ -143,22 +163,16 @@ func (s *Stub) LookupSRV(ctx context.Context, name string) ([]SRV, error) {
 			}
 			continue
 		}
-		if e.err != nil {
+		if e.err != nil || !usable(e) {
 			if e.err == ErrNXDomain {
 				notFound = ErrNXDomain
 			}
 			continue
 		}
-		ttl := e.remaining(s.now())
-		out := make([]SRV, len(e.srvs))
-		for i, r := range e.srvs {
-			r.TTL = ttl
-			out[i] = r
-		}
-		return out, nil
+		return e, nil
 	}
 	if failure != nil {
-		return nil, &Error{Name: name, Type: "SRV", Err: failure.Err, Attempts: failure.Attempts}
+		return nil, &Error{Name: name, Type: typ, Err: failure.Err, Attempts: failure.Attempts}
 	}
-	return nil, &Error{Name: name, Type: "SRV", Err: notFound}
+	return nil, &Error{Name: name, Type: typ, Err: notFound}
 }

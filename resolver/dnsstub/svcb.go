@@ -245,48 +245,17 @@ func (s *Stub) LookupSVCB(ctx context.Context, name string, qtype uint16) ([]SVC
 	if err := checkName(name); err != nil {
 		return nil, &Error{Name: name, Type: typ, Err: err}
 	}
-	var failure *Error
-	notFound := ErrNoData
-	for i := 0; ; i++ {
-		fqdn, ok := s.candidate(name, i)
-		if !ok {
-			break
-		}
-		e, f, err := s.begin(fqdn, qtype)
-		if f != nil {
-			e, err = wait(ctx, f)
-		}
-		if err != nil {
-			if errors.Is(err.Err, ErrNotFound) {
-				if err.Err == ErrNXDomain {
-					notFound = ErrNXDomain
-				}
-				continue
-			}
-			failure = err
-			if errors.Is(err.Err, context.Canceled) || errors.Is(err.Err, context.DeadlineExceeded) || err.Err == ErrClosed {
-				break
-			}
-			continue
-		}
-		if e.err != nil || len(e.svcbs) == 0 {
-			if e.err == ErrNXDomain {
-				notFound = ErrNXDomain
-			}
-			continue
-		}
-		ttl := e.remaining(s.now())
-		out := make([]SVCB, len(e.svcbs))
-		for i, r := range e.svcbs {
-			r.TTL = ttl
-			out[i] = r
-		}
-		return out, nil
+	e, err := s.searchRecords(ctx, name, qtype, typ, func(e *entry) bool { return len(e.svcbs) > 0 })
+	if err != nil {
+		return nil, err
 	}
-	if failure != nil {
-		return nil, &Error{Name: name, Type: typ, Err: failure.Err, Attempts: failure.Attempts}
+	ttl := e.remaining(s.now())
+	out := make([]SVCB, len(e.svcbs))
+	for i, r := range e.svcbs {
+		r.TTL = ttl
+		out[i] = r
 	}
-	return nil, &Error{Name: name, Type: typ, Err: notFound}
+	return out, nil
 }
 
 // parseSVCBRecords parses the SVCB or HTTPS records of an answer, owned
