@@ -8,15 +8,11 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/miekg/dns"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -292,62 +288,6 @@ func TestDialECHRetryFails(t *testing.T) {
 	assert.NotContains(t, err.Error(), "\n")
 }
 
-// knotPath finds knotd (in /usr/sbin, often not on PATH).
-func knotPath(t *testing.T) string {
-	t.Helper()
-	if p, err := exec.LookPath("knotd"); err == nil {
-		return p
-	}
-	if _, err := os.Stat("/usr/sbin/knotd"); err == nil {
-		return "/usr/sbin/knotd"
-	}
-	return testutil.RequirePeer(t, "knotd", "knot")
-}
-
-// startKnot starts knotd on a loopback port serving zone with the given
-// records (zone-file syntax, relative to the zone) and returns its
-// address once it answers the zone's SOA.
-func startKnot(t *testing.T, zone string, records ...string) netip.AddrPort {
-	t.Helper()
-	path := knotPath(t)
-	dir := t.TempDir()
-	zoneFile := filepath.Join(dir, zone+".zone")
-	body := fmt.Sprintf("$ORIGIN %s.\n$TTL 30\n@ SOA ns admin 1 3600 900 604800 30\n@ NS ns\nns A 127.0.0.1\n%s\n",
-		zone, strings.Join(records, "\n"))
-	require.NoError(t, os.WriteFile(zoneFile, []byte(body), 0o644))
-	for try := 0; try < 5; try++ {
-		pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-		require.NoError(t, err)
-		port := pc.LocalAddr().(*net.UDPAddr).Port
-		pc.Close()
-		conf := fmt.Sprintf("server:\n    rundir: %q\n    listen: 127.0.0.1@%d\nlog:\n  - target: stderr\n    any: info\n"+
-			"database:\n    storage: %q\nzone:\n  - domain: %s\n    file: %q\n    zonefile-sync: -1\n    journal-content: none\n",
-			dir, port, dir, zone, zoneFile)
-		confFile := filepath.Join(dir, "knot.conf")
-		require.NoError(t, os.WriteFile(confFile, []byte(conf), 0o644))
-		addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port))
-		proc := testutil.StartProcess(t, path, "-c", confFile)
-		q := new(dns.Msg)
-		q.SetQuestion(dns.Fqdn(zone), dns.TypeSOA)
-		c := &dns.Client{Timeout: 200 * time.Millisecond}
-		for attempt := 0; attempt < 100; attempt++ {
-			select {
-			case <-proc.Exited():
-				t.Logf("knotd exited (port taken?): %s", proc.Stderr())
-				attempt = 100
-				continue
-			default:
-			}
-			if m, _, err := c.Exchange(q, addr.String()); err == nil && len(m.Answer) > 0 {
-				return addr
-			}
-			time.Sleep(20 * time.Millisecond) // waiting for knotd to start, not a pass/fail timing
-		}
-	}
-	t.Fatal("could not start knotd")
-	return netip.AddrPort{}
-}
-
 // TestDialHTTPSRecordECH: end to end through a DNS server no one here
 // wrote. knotd publishes an HTTPS record for www.ech.test with our
 // listener's port, ALPN and ECH config list; conduit.Dial of
@@ -370,7 +310,7 @@ func TestDialHTTPSRecordECH(t *testing.T) {
 	ap, err := netip.ParseAddrPort(strings.TrimPrefix(strings.SplitN(target, "?", 2)[0], "tls://"))
 	require.NoError(t, err)
 
-	ns := startKnot(t, "ech.test",
+	ns := testutil.Knot(t, "ech.test", 30,
 		"www A 127.0.0.1",
 		fmt.Sprintf("www HTTPS 1 . alpn=h2 port=%d ech=%s", ap.Port(), base64.StdEncoding.EncodeToString(list)))
 	res, err := resolver.New(&resolver.Config{DNS: &dnsstub.Config{Nameservers: []netip.AddrPort{ns}}})

@@ -83,7 +83,7 @@ func checkSVCBZone(t *testing.T, server netip.AddrPort) {
 
 // TestSVCBKnot: Knot DNS serving HTTPS and SVCB records.
 func TestSVCBKnot(t *testing.T) {
-	addr := startKnotZone(t, "svc.test", svcbZone...)
+	addr := testutil.Knot(t, "svc.test", 60, svcbZone...)
 	checkSVCBZone(t, addr)
 }
 
@@ -126,63 +126,12 @@ remote-control:
 		}
 		p := testutil.StartProcess(t, path, "-d", "-c", confFile)
 		addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port)
-		if waitDNS(t, p, addr, "web.svc.test.") {
+		if testutil.WaitDNS(t, p, addr, "web.svc.test.", dns.TypeA) {
 			checkSVCBZone(t, addr)
 			return
 		}
 	}
 	t.Fatal("could not start unbound")
-}
-
-// startKnotZone starts knotd serving zone with the records (zone-file
-// syntax, relative to the zone, TTL 60) on a free loopback port.
-func startKnotZone(t *testing.T, zone string, records ...string) netip.AddrPort {
-	t.Helper()
-	path := "/usr/sbin/knotd"
-	if _, err := os.Stat(path); err != nil {
-		path = testutil.RequirePeer(t, "knotd", "knot")
-	}
-	dir := t.TempDir()
-	zoneFile := filepath.Join(dir, zone+".zone")
-	body := fmt.Sprintf("$ORIGIN %s.\n$TTL 60\n@ SOA ns admin 1 3600 900 604800 30\n@ NS ns\nns A 127.0.0.1\n%s\n", zone, strings.Join(records, "\n"))
-	require.NoError(t, os.WriteFile(zoneFile, []byte(body), 0o644))
-	for try := 0; try < 5; try++ {
-		port := freePort(t)
-		conf := fmt.Sprintf("server:\n    rundir: %q\n    listen: 127.0.0.1@%d\nlog:\n  - target: stderr\n    any: info\ndatabase:\n    storage: %q\nzone:\n  - domain: %s\n    file: %q\n    zonefile-sync: -1\n    zonefile-load: whole\n    journal-content: none\n",
-			dir, port, dir, zone, zoneFile)
-		confFile := filepath.Join(dir, "knot.conf")
-		require.NoError(t, os.WriteFile(confFile, []byte(conf), 0o644))
-		p := testutil.StartProcess(t, path, "-c", confFile)
-		addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port)
-		if waitDNS(t, p, addr, "ns."+zone+".") {
-			return addr
-		}
-	}
-	t.Fatal("could not start knotd")
-	return netip.AddrPort{}
-}
-
-// waitDNS waits for a server to answer an A query for name; false when
-// it exited first (its port taken).
-func waitDNS(t *testing.T, p *testutil.Process, addr netip.AddrPort, name string) bool {
-	t.Helper()
-	c := &dns.Client{Timeout: 200 * time.Millisecond}
-	q := new(dns.Msg)
-	q.SetQuestion(name, dns.TypeA)
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
-		select {
-		case <-p.Exited():
-			t.Logf("server exited: %s", p.Stderr())
-			return false
-		default:
-		}
-		if m, _, err := c.Exchange(q, addr.String()); err == nil && len(m.Answer) > 0 {
-			return true
-		}
-		time.Sleep(20 * time.Millisecond) // polling for readiness; decides nothing
-	}
-	t.Fatalf("server did not answer: %s", p.Stderr())
-	return false
 }
 
 func freePort(t testing.TB) uint16 {
