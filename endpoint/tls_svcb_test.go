@@ -34,3 +34,14 @@ func TestTLSJSONSVC(t *testing.T) {
 	assert.NotContains(t, got, "alpn")
 	assert.NotContains(t, got, "ech")
 }
+
+func TestSVCParamsString(t *testing.T) {
+	var none *endpoint.SVCParams
+	if got := none.String(); got != "" {
+		t.Fatalf("nil: %q", got)
+	}
+	p := &endpoint.SVCParams{ALPN: []string{"h2", "http/1.1"}, ECH: []byte{1}, Hint: true}
+	if got, want := p.String(), "alpn=h2,http/1.1 ech hint"; got != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+}

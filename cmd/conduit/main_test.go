@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/conduit-go/conduit/endpoint"
 	"github.com/conduit-go/conduit/internal/testutil"
 )
 
@@ -87,4 +89,12 @@ func TestResolveJSON(t *testing.T) {
 	assert.Equal(t, "api.test", eps[0]["server_name"])
 	assert.Equal(t, "127.0.0.1:8443", eps[0]["address"])
 	assert.Equal(t, "tcp", eps[0]["inner"].(map[string]any)["transport"])
+}
+
+func TestPrintEndpointsSVC(t *testing.T) {
+	var b bytes.Buffer
+	ep := endpoint.TLS{ServerName: "www.test", Inner: endpoint.TCP{Host: "www.test", Addr: netip.MustParseAddrPort("127.0.0.1:443")},
+		SVC: &endpoint.SVCParams{ALPN: []string{"h2", "http/1.1"}, ECH: []byte{0}}}
+	require.NoError(t, printEndpoints(&b, []endpoint.Endpoint{ep}, false))
+	assert.Equal(t, "tls://www.test@tcp://www.test=127.0.0.1:443  (alpn=h2,http/1.1 ech)\n", b.String())
 }

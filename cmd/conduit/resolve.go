@@ -35,7 +35,11 @@ func runResolve(ctx context.Context, o *options, args []string, s *stdio) int {
 func printEndpoints(w io.Writer, eps []endpoint.Endpoint, asJSON bool) error {
 	if !asJSON {
 		for _, ep := range eps {
-			if _, err := fmt.Fprintln(w, ep.String()); err != nil {
+			line := ep.String()
+			if t, ok := ep.(endpoint.TLS); ok && t.SVC != nil {
+				line += "  (" + t.SVC.String() + ")" // what an HTTPS record said
+			}
+			if _, err := fmt.Fprintln(w, line); err != nil {
 				return err
 			}
 		}
