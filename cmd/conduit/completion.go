@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/conduit-go/conduit/conduit"
 )
 
 // The completion scripts are generated from commands and their tables of
@@ -19,7 +21,8 @@ func schemes() []string {
 	for _, s := range append(append([]string{}, nonTLSSchemes...), tlsSchemes...) {
 		all = append(all, s+"://")
 	}
-	return all
+	// The proxy listeners' schemes (listen socks5://…, connect://…).
+	return append(all, conduit.ProxySchemeSOCKS5+"://", conduit.ProxySchemeConnect+"://")
 }
 
 func runCompletion(_ context.Context, _ *options, args []string, s *stdio) int {
