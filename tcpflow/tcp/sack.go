@@ -283,9 +283,16 @@ const dsackPersist = 16
 // The first alone, on a path whose minimum RTT is a packet and its ACK
 // that both skipped a queue (a tenth of the usual RTT), takes dozens of
 // round trips, each with spurious retransmissions, to reach reordering
-// of a whole RTT; Linux's 4 ms timer ticks hide that. Both are at most
-// SRTT (reoWnd), and both last dsackPersist recoveries without a new
-// D-SACK.
+// of a whole RTT; Linux's 4 ms timer ticks hide that. The step is at
+// most SRTT, as in RFC 8985; the measure at most SRTT + 4 RTTVAR, the
+// longest RTT RFC 6298 expects (reoWnd): RACK waits the reordering
+// window after RACK.rtt, and when the segment delivered last took the
+// short cut, RACK.rtt is a tenth of the RTT the others take, so that a
+// window bounded by SRTT (which averages both) still deemed lost
+// segments a whole RTT behind it (the D-SACKed retransmissions on
+// netem's "delay 1ms reorder 25%" wire, as sender at 1 % loss: about
+// 55 a transfer bounded by SRTT, 22–33 by SRTT + 4 RTTVAR; Linux 48–54).
+// Both last dsackPersist recoveries without a new D-SACK.
 func (e *endpoint) onDSACK(b header.SACKBlock) {
 	e.p.stats.dsacks.Add(1)
 	e.reordering = true
@@ -309,12 +316,13 @@ const maxReoWndMeas = time.Minute
 // 4): how long after a later segment was delivered an earlier one is
 // deemed lost. Until the path has been seen to reorder, it is zero in
 // loss recovery and once dupThresh segments are SACKed; otherwise a
-// quarter of the minimum RTT or more (onDSACK), at most SRTT.
+// quarter of the minimum RTT or more, at most SRTT, or the reordering
+// D-SACKs measured, at most SRTT + 4 RTTVAR (onDSACK).
 func (e *endpoint) reoWnd() time.Duration {
 	if !e.reordering && (e.inRecovery || e.sb.sacked >= dupThresh) {
 		return 0
 	}
-	return min(max(time.Duration(e.reoWndMult)*e.minRTT/4, e.reoWndMeas), e.srtt)
+	return max(min(time.Duration(e.reoWndMult)*e.minRTT/4, e.srtt), min(e.reoWndMeas, e.srtt+4*e.rttvar))
 }
 
 // detectLoss marks lost segments: those with dupThresh SACKed segments
