@@ -3,6 +3,7 @@ package proxy
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -316,6 +317,11 @@ func FuzzNoProxy(f *testing.F) {
 			t.Fatalf("\"*\" in %q did not match %q", noProxy, host)
 		}
 		if h == "" || strings.ContainsAny(h, ",/ \t\n\v\f\r\x85\xa0*") || strings.ContainsRune(host, '\u2028') {
+			return
+		}
+		if _, err := netip.ParseAddr(h); err != nil && strings.Contains(h, ":") {
+			// Not a host a URI can name ("0:1"): written as an entry it
+			// reads as HOST:PORT (testdata/fuzz/FuzzNoProxy/7be60f5ffe0cafb7).
 			return
 		}
 		entry := h
