@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -70,7 +71,7 @@ type OpError struct {
 func (e *OpError) Error() string {
 	s := "conduit: " + e.Op
 	if e.URI != "" {
-		s += " " + e.URI
+		s += " " + RedactURI(e.URI)
 	}
 	if e.Endpoint != nil && (e.URI == "" || e.Endpoint.String() != e.URI) {
 		s += " (" + e.Endpoint.String() + ")"
@@ -137,7 +138,7 @@ func (e *OpError) attempts(errs []error) string {
 
 // packagePrefixes are the prefixes of this module's packages' messages,
 // left out inside a conduit message so that only one prefix leads.
-var packagePrefixes = []string{"conduit: ", "tcpflow: ", "tlsflow: ", "resolver: ", "vchan: ", "dns: "}
+var packagePrefixes = []string{"conduit: ", "tcpflow: ", "tlsflow: ", "resolver: ", "vchan: ", "dns: ", "proxy: "}
 
 // trimPackage removes the package prefixes leading msg.
 func trimPackage(msg string) string {
@@ -183,4 +184,36 @@ var _ net.Error = (*OpError)(nil)
 // errorf is fmt.Errorf with the package prefix.
 func errorf(format string, args ...any) error {
 	return fmt.Errorf("conduit: "+format, args...)
+}
+
+// RedactURI returns uri with the passwords of its proxy parameters
+// replaced by "xxxxx" (url.URL.Redacted's form), for messages and logs.
+// OpError's message is redacted so.
+func RedactURI(uri string) string {
+	if !strings.Contains(uri, proxyParam+"=") {
+		return uri
+	}
+	base, query, ok := strings.Cut(uri, "?")
+	if !ok {
+		return uri
+	}
+	params := strings.Split(query, "&")
+	for i, p := range params {
+		v, found := strings.CutPrefix(p, proxyParam+"=")
+		if !found {
+			continue
+		}
+		raw, err := url.PathUnescape(v)
+		if err != nil {
+			continue
+		}
+		u, err := url.Parse(raw)
+		if err != nil || u.User == nil {
+			continue
+		}
+		if _, has := u.User.Password(); has {
+			params[i] = proxyParam + "=" + u.Redacted()
+		}
+	}
+	return base + "?" + strings.Join(params, "&")
 }

@@ -200,6 +200,14 @@ func TestProxyErrorsNameTheHop(t *testing.T) {
 	require.ErrorAs(t, err, &pe)
 	assert.Equal(t, "connect", pe.Op)
 	assert.ErrorIs(t, err, ErrRefused)
+	assert.Equal(t, fmt.Sprintf("conduit: dial tcp://127.0.0.1:80?proxy=socks5://127.0.0.1:%d (socks5://127.0.0.1:80@tcp://127.0.0.1:%d): proxy socks5 127.0.0.1:%d: connection refused", closed, closed, closed),
+		err.Error(), "one line, each layer said once")
+
+	// A password in the URI is not in the message.
+	_, err = c.Dial(ctx, fmt.Sprintf("tcp://127.0.0.1:80?sni=x&proxy=socks5://alice:s3cret@127.0.0.1:%d", closed))
+	require.Error(t, err)
+	assert.NotContains(t, err.Error(), "s3cret")
+	assert.Contains(t, err.Error(), "proxy=socks5://alice:xxxxx@127.0.0.1:")
 }
 
 // TestServeProxySOCKS5: our SOCKS5 listener dials destinations through

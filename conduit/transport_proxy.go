@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net"
-	"strings"
 
 	"github.com/conduit-go/conduit/endpoint"
 	"github.com/conduit-go/conduit/proxy"
@@ -83,7 +82,9 @@ func (e *ProxyError) Error() string {
 	if e.Op == "handshake" {
 		s += " → " + e.Hop.Target
 	}
-	return s + ": " + strings.TrimPrefix(e.Err.Error(), "proxy: ")
+	// The cause told once, without the layers that repeat the dial of
+	// the proxy's endpoint or their package prefixes, as OpError does.
+	return s + ": " + (&OpError{Op: "dial", Endpoint: e.Hop.Via, Err: e.Err}).cause()
 }
 
 // Unwrap returns the cause.

@@ -249,7 +249,7 @@ func (o *options) traceContext(ctx context.Context, w *logWriter) context.Contex
 	return conduit.WithTrace(ctx, &conduit.Trace{
 		ResolveStart: func(uri string) {
 			if timed {
-				pr("resolve %s", uri)
+				pr("resolve %s", conduit.RedactURI(uri))
 			}
 		},
 		ResolveDone: func(uri string, eps []endpoint.Endpoint, err error) {
@@ -258,7 +258,7 @@ func (o *options) traceContext(ctx context.Context, w *logWriter) context.Contex
 				return
 			}
 			if !timed {
-				pr("%s resolves to %d endpoint(s)", uri, len(eps))
+				pr("%s resolves to %d endpoint(s)", conduit.RedactURI(uri), len(eps))
 			}
 			for _, ep := range eps {
 				pr("  -> %s", ep)
