@@ -10,7 +10,6 @@ import (
 	"net"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/conduit-go/conduit/endpoint"
 )
@@ -109,22 +108,11 @@ func HTTPConnect(ctx context.Context, conn net.Conn, target string, auth *Auth) 
 	if err := ctx.Err(); err != nil {
 		return nil, &httpConnectError{msg: err.Error(), cause: err}
 	}
-	if d, ok := ctx.Deadline(); ok {
-		conn.SetDeadline(d)
-	}
-	interrupted := make(chan struct{})
-	stop := context.AfterFunc(ctx, func() {
-		conn.SetDeadline(pastDeadline)
-		close(interrupted)
-	})
+	release := bindContext(ctx, conn)
 	out, err := httpConnect(conn, req)
-	if !stop() {
-		<-interrupted
-		if err == nil {
-			err = ctx.Err()
-		}
+	if release() && err == nil {
+		err = ctx.Err()
 	}
-	conn.SetDeadline(time.Time{})
 	if err != nil {
 		if cerr := contextError(ctx, err); cerr != nil {
 			var he *HTTPError
@@ -136,25 +124,6 @@ func HTTPConnect(ctx context.Context, conn net.Conn, target string, auth *Auth) 
 	}
 	return out, nil
 }
-
-// contextError returns ctx's error when ctx ended the operation that
-// failed with err: ctx.Err(), or context.DeadlineExceeded for a timeout
-// at ctx's deadline (which the connection's deadline, set to it, may
-// report a moment before ctx's own timer fires).
-func contextError(ctx context.Context, err error) error {
-	if cerr := ctx.Err(); cerr != nil {
-		return cerr
-	}
-	var te interface{ Timeout() bool }
-	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) && errors.As(err, &te) && te.Timeout() {
-		return context.DeadlineExceeded
-	}
-	return nil
-}
-
-// pastDeadline is a deadline in the past: setting it interrupts blocked
-// reads and writes at once.
-var pastDeadline = time.Unix(1, 0)
 
 // connectRequest builds the CONNECT request for target.
 func connectRequest(target string, auth *Auth) ([]byte, error) {

@@ -2,13 +2,10 @@ package proxy
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net"
-	"os"
 	"strconv"
 	"syscall"
-	"time"
 
 	"github.com/conduit-go/conduit/endpoint"
 )
@@ -48,40 +45,16 @@ func SOCKS5(ctx context.Context, conn net.Conn, target string, auth *Auth) error
 	if err := ctx.Err(); err != nil {
 		return &socks5Error{msg: "handshake", err: err}
 	}
-	if d, ok := ctx.Deadline(); ok {
-		conn.SetDeadline(d)
-	}
-	var (
-		stop  = func() bool { return true }
-		fired chan struct{}
-	)
-	if ctx.Done() != nil {
-		fired = make(chan struct{})
-		stop = context.AfterFunc(ctx, func() {
-			conn.SetDeadline(socks5PastDeadline)
-			close(fired)
-		})
-	}
+	release := bindContext(ctx, conn)
 	err = socks5Handshake(conn, dst, auth)
-	if !stop() {
-		<-fired // the past deadline is set: clear it below, not before
-	}
-	conn.SetDeadline(time.Time{})
+	release()
 	if err != nil {
-		if ctxErr := ctx.Err(); ctxErr != nil {
+		if ctxErr := contextError(ctx, err); ctxErr != nil {
 			return &socks5Error{msg: "handshake", err: ctxErr}
-		}
-		// conn's deadline, ctx's, can pass a moment before ctx's timer
-		// fires: the same end.
-		if d, ok := ctx.Deadline(); ok && errors.Is(err, os.ErrDeadlineExceeded) && !time.Now().Before(d) {
-			return &socks5Error{msg: "handshake", err: context.DeadlineExceeded}
 		}
 	}
 	return err
 }
-
-// socks5PastDeadline is a deadline in the past, which interrupts blocked I/O.
-var socks5PastDeadline = time.Unix(1, 0)
 
 func socks5Handshake(conn net.Conn, dst socks5Addr, auth *Auth) error {
 	buf := make([]byte, 0, 3+2*255)
