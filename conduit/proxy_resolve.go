@@ -364,21 +364,11 @@ func parseHopURL(u *url.URL) (hop, error) {
 	}
 	scheme := s.Name
 	if h.tls {
-		t, _ := tlsScheme(s.Base)
-		scheme = t
+		t, _ := endpoint.TLSSchemeOf(s.Base)
+		scheme = t.Name
 	}
 	rest := *u
 	rest.Scheme, rest.User = scheme, nil
 	h.via = rest.String()
 	return h, nil
-}
-
-// tlsScheme returns the TLS transport scheme over base ("tls+unix").
-func tlsScheme(base string) (string, bool) {
-	for _, s := range endpoint.TransportSchemes() {
-		if s.Base == base && s.TLS {
-			return s.Name, true
-		}
-	}
-	return "", false
 }

@@ -40,6 +40,10 @@ func lookupScheme(name string) (Scheme, bool) {
 	return Scheme{}, false
 }
 
+// TLSSchemeOf returns the TLS transport scheme over base ("tls+unix" over
+// "unix").
+func TLSSchemeOf(base string) (Scheme, bool) { return tlsSchemeOf(base) }
+
 // tlsSchemeOf returns the TLS scheme over base.
 func tlsSchemeOf(base string) (Scheme, bool) {
 	for _, s := range transportSchemes {

@@ -166,11 +166,7 @@ func (p *envProxies) proxyFor(scheme, host string, port uint16) (*url.URL, error
 	if !chosen.set() {
 		return nil, nil
 	}
-	h := normalizeHost(host)
-	if !p.cfg.ProxyLoopback && isLoopback(h) {
-		return nil, nil
-	}
-	if p.noProxy.match(h, port) {
+	if p.bypass(host, port) {
 		return nil, nil
 	}
 	if chosen.err != nil {
@@ -182,6 +178,26 @@ func (p *envProxies) proxyFor(scheme, host string, port uint16) (*url.URL, error
 		u.User = &ui
 	}
 	return &u, nil
+}
+
+// bypass reports whether a destination is reached directly: by the
+// loopback rule or NoProxy.
+func (p *envProxies) bypass(host string, port uint16) bool {
+	h := normalizeHost(host)
+	return !p.cfg.ProxyLoopback && isLoopback(h) || p.noProxy.match(h, port)
+}
+
+// BypassFunc returns the part of ProxyFor that no variable's value
+// changes: whether a destination is reached directly, by NoProxy or the
+// loopback rule (for a proxy chosen otherwise, such as a command line's).
+// Like ProxyFunc it parses c once and is safe for concurrent use.
+func (c *EnvConfig) BypassFunc() func(host string, port uint16) bool {
+	var cfg EnvConfig
+	if c != nil {
+		cfg = *c
+	}
+	p := &envProxies{cfg: cfg, noProxy: parseNoProxy(cfg.NoProxy)}
+	return p.bypass
 }
 
 // parseProxyURL parses a proxy variable's value; "" gives nil, nil.

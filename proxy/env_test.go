@@ -368,3 +368,20 @@ func ExampleEnvConfig_ProxyFor() {
 	// tls://10.1.2.3: direct
 	// tcp://localhost: direct
 }
+
+func TestBypassFunc(t *testing.T) {
+	direct := (&EnvConfig{NoProxy: ".corp.example, 10.0.0.0/8, db:5432"}).BypassFunc()
+	for _, tc := range []struct {
+		host string
+		port uint16
+		want bool
+	}{
+		{"www.corp.example", 443, true}, {"corp.example", 443, false}, {"10.1.2.3", 80, true},
+		{"db", 5432, true}, {"db", 5433, false}, {"example.com", 443, false},
+		{"localhost", 80, true}, {"127.0.0.1", 80, true}, // the loopback rule, ProxyLoopback unset
+	} {
+		assert.Equal(t, tc.want, direct(tc.host, tc.port), "%s:%d", tc.host, tc.port)
+	}
+	curl := (&EnvConfig{ProxyLoopback: true}).BypassFunc()
+	assert.False(t, curl("127.0.0.1", 80), "ProxyLoopback: loopback is proxied as any other")
+}

@@ -85,11 +85,10 @@ func (o *options) proxyFunc() conduit.ProxyFunc {
 	for i, p := range o.proxies {
 		chain[i], _ = url.Parse(p) // checked by the flag
 	}
-	// The exceptions alone decide: any proxy URL stands for "proxied".
-	except := (&proxy.EnvConfig{AllProxy: "socks5://127.0.0.1:1", NoProxy: env.NoProxy, ProxyLoopback: true}).ProxyFunc()
+	direct := env.BypassFunc()
 	return func(_ context.Context, d conduit.ProxyDestination) ([]*url.URL, error) {
-		if u, err := except(d.Scheme, d.Host, d.Port); err != nil || u == nil {
-			return nil, err
+		if direct(d.Host, d.Port) {
+			return nil, nil
 		}
 		return chain, nil
 	}
