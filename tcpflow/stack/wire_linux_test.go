@@ -13,7 +13,9 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -46,6 +48,7 @@ var (
 	wireBytes   = flag.Int("wire.bytes", 0, "bytes per transfer in BenchmarkKernelWire (0: each setting's own, 4 to 16 MiB)")
 	wireTest    = flag.Int("wire.testbytes", 1<<20, "bytes each way in TestKernelWire")
 	wireTxQueue = flag.Int("wire.txqueue", tunTxQueue, "txqueuelen of the TUN devices")
+	wirePcap    = flag.String("wire.pcap", "", "directory to write a pcap of each wire to (a file per test or sub-benchmark; headers only)")
 )
 
 // wireTimeout bounds one transfer (a deadline on both ends).
@@ -174,12 +177,26 @@ func openTun(tb testing.TB, n *testutil.TunNet) *tun.Endpoint {
 	return ep
 }
 
-// wireTap, if set, taps the wires the tests and benchmarks build (for
-// a look at the packets while investigating; no test sets it).
-var wireTap func(netem.Dir, time.Time, []byte)
-
-func wireConfig(imp netem.Impairment) netem.Config {
-	return netem.Config{Seed: *wireSeed, AtoB: imp, BtoA: imp, Tap: wireTap}
+// wireConfig is the configuration of a wire with imp in both
+// directions; with -wire.pcap, its packets' headers go to a pcap named
+// after tb.
+func wireConfig(tb testing.TB, imp netem.Impairment) netem.Config {
+	c := netem.Config{Seed: *wireSeed, AtoB: imp, BtoA: imp}
+	if *wirePcap != "" {
+		name := strings.NewReplacer("/", "_", "%", "", ",", "_", "=", "-").Replace(tb.Name())
+		f, err := os.Create(filepath.Join(*wirePcap, name+".pcap"))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		pc := netem.NewPcap(f, 128)
+		tb.Cleanup(func() {
+			if err := errors.Join(pc.Err(), f.Close()); err != nil {
+				tb.Error(err)
+			}
+		})
+		c.Tap = pc.Tap
+	}
+	return c
 }
 
 // newOursNet is our stack (A) over the wire to the kernel of a TUN
@@ -188,7 +205,7 @@ func newOursNet(tb testing.TB, imp netem.Impairment, o Options) *wireNet {
 	tb.Helper()
 	n := testutil.NewTunNet(tb, "conduit-wire")
 	ep := openTun(tb, n)
-	w, err := netem.Wrap(ep, wireConfig(imp))
+	w, err := netem.Wrap(ep, wireConfig(tb, imp))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -216,7 +233,7 @@ func newLinuxNet(tb testing.TB, imp netem.Impairment) *wireNet {
 	testutil.IP(tb, "-n", na.NS, "route", "add", nb.Kernel.String()+"/32", "dev", na.Dev)
 	testutil.IP(tb, "-n", nb.NS, "route", "add", na.Kernel.String()+"/32", "dev", nb.Dev)
 	ea, eb := openTun(tb, na), openTun(tb, nb)
-	w, err := netem.Bridge(ea, eb, wireConfig(imp))
+	w, err := netem.Bridge(ea, eb, wireConfig(tb, imp))
 	if err != nil {
 		tb.Fatal(err)
 	}
