@@ -93,6 +93,8 @@ type endpoint struct {
 	sackOK     bool // options negotiated
 	tsOK       bool
 	wsOK       bool
+	quickAcks  uint8 // in-order segments still to acknowledge at once
+	nOOORecent uint8 // entries of oooRecent in use
 	sndShift   uint8 // the peer's window scale
 	rcvShift   uint8 // our window scale
 
@@ -146,12 +148,11 @@ type endpoint struct {
 	rcvBuf      rcvQueue
 	ooo         []oooSeg
 	oooFinSeq   seqnum.Value
-	lastOOO     seqnum.Value // most recent out-of-order arrival
+	oooRecent   [sackRecent]seqnum.Value // starts of the latest out-of-order arrivals' blocks, newest first (sack.go)
 	dsackStart  seqnum.Value
 	dsackEnd    seqnum.Value
 	rcvAdvEdge  seqnum.Value // rcvNxt + window advertised
 	rcvAcked    seqnum.Value // the acknowledgment number last sent
-	quickAcks   int          // in-order segments still to acknowledge at once
 	rdBuf       []byte       // a waiting Read's buffer, filled from rdN on
 	rdN         int
 

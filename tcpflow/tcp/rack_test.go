@@ -79,18 +79,22 @@ func TestRACKReorderingWindow(t *testing.T) {
 	assert.Equal(t, 2*time.Millisecond, e.reoWnd(), "a window again, SACKs or not")
 }
 
-// TestSACKBlocks: the block holding the latest out-of-order arrival
-// comes first, then the others in sequence order, as many as fit;
-// adjacent queued segments make one block.
+// TestSACKBlocks: the blocks of the latest out-of-order arrivals come
+// first, most recent first, then the others in sequence order, as many
+// as fit; adjacent queued segments make one block, and a block the
+// cumulative ACK passed is not reported.
 func TestSACKBlocks(t *testing.T) {
 	p := newTestProtocol(t)
 	e := p.newEndpoint(connID{}, nil)
 	e.rcvNxt = 50
-	for _, r := range [][2]int{{100, 200}, {200, 300}, {400, 500}, {600, 650}, {650, 700}, {800, 900}} {
-		e.insertOOO(seqnum.Value(r[0]), make([]byte, r[1]-r[0]), false)
+	arrive := func(start, end int) {
+		e.insertOOO(seqnum.Value(start), make([]byte, end-start), false)
+		e.noteRecentOOO(seqnum.Value(start))
 	}
-	blocks := func(last seqnum.Value, max int) [][2]uint32 {
-		e.lastOOO = last
+	for _, r := range [][2]int{{100, 200}, {200, 300}, {400, 500}, {600, 650}, {650, 700}, {800, 900}} {
+		arrive(r[0], r[1])
+	}
+	blocks := func(max int) [][2]uint32 {
 		var o header.TCPOptions
 		e.sackBlocks(&o, max)
 		var r [][2]uint32
@@ -99,10 +103,28 @@ func TestSACKBlocks(t *testing.T) {
 		}
 		return r
 	}
-	assert.Equal(t, [][2]uint32{{600, 700}, {100, 300}, {400, 500}}, blocks(650, 3))
-	assert.Equal(t, [][2]uint32{{600, 700}, {100, 300}, {400, 500}, {800, 900}}, blocks(600, 4))
-	assert.Equal(t, [][2]uint32{{100, 300}, {400, 500}}, blocks(350, 2), "the latest arrival no longer queued")
-	assert.Equal(t, [][2]uint32{{800, 900}, {100, 300}}, blocks(899, 2))
+	assert.Equal(t, [][2]uint32{{800, 900}, {600, 700}, {400, 500}}, blocks(3))
+	assert.Equal(t, [][2]uint32{{800, 900}, {600, 700}, {400, 500}, {100, 300}}, blocks(4))
+	assert.Equal(t, [][2]uint32{{800, 900}, {600, 700}}, blocks(2))
+
+	arrive(300, 350) // extends the oldest block: now the most recent
+	assert.Equal(t, [][2]uint32{{100, 350}, {800, 900}, {600, 700}}, blocks(3))
+	assert.Equal(t, [][2]uint32{{100, 350}, {800, 900}, {600, 700}, {400, 500}}, blocks(4))
+	arrive(350, 400) // joins it to 400-500: one block, one entry
+	assert.Equal(t, [][2]uint32{{100, 500}, {800, 900}, {600, 700}}, blocks(3))
+
+	e.rcvNxt = 100
+	e.drainOOO()
+	require.Equal(t, seqnum.Value(500), e.rcvNxt)
+	assert.Equal(t, [][2]uint32{{800, 900}, {600, 700}}, blocks(3), "the passed block's entry is skipped")
+
+	arrive(620, 640) // a duplicate inside 600-700 (RFC 2883: its block follows the D-SACK)
+	assert.Equal(t, [][2]uint32{{600, 700}, {800, 900}}, blocks(3))
+	arrive(1000, 1100)
+	arrive(1200, 1300)
+	arrive(1400, 1500)
+	assert.Equal(t, [][2]uint32{{1400, 1500}, {1200, 1300}, {1000, 1100}, {600, 700}}, blocks(4),
+		"three remembered, then sequence order")
 }
 
 // detectLossReference is the plain form of detectLoss: every segment

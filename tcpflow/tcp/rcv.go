@@ -123,6 +123,9 @@ func (e *endpoint) processData(s *segment) {
 		e.p.stats.budgetDrops.Add(1)
 	} else if len(data) > 0 || fin {
 		e.insertOOO(seq, data, fin)
+		if len(data) > 0 {
+			e.noteRecentOOO(seq)
+		}
 		e.quickAcks = quickAcksAfterLoss
 	}
 	e.ackReceived(quick)
@@ -234,7 +237,6 @@ func (e *endpoint) insertOOO(seq seqnum.Value, data []byte, fin bool) {
 	if len(data) == 0 {
 		return
 	}
-	e.lastOOO = seq
 	end := seq.Add(seqnum.Size(len(data)))
 	// The first queued segment that ends after seq.
 	i := sort.Search(len(e.ooo), func(i int) bool { return e.ooo[i].end().GreaterThan(seq) })

@@ -2,6 +2,7 @@ package tcp
 
 import (
 	"math"
+	"slices"
 	"sort"
 	"time"
 
@@ -484,24 +485,68 @@ func oooBlock(ooo []oooSeg, i int) (lo, hi int, start, end seqnum.Value) {
 	return lo, hi, ooo[lo].seq, ooo[hi-1].end()
 }
 
+// sackRecent is how many of the latest out-of-order arrivals' blocks
+// the connection remembers, for the SACK blocks of its ACKs: as many as
+// fit beside timestamps.
+const sackRecent = 3
+
+// noteRecentOOO records that out-of-order data starting at seq (now in
+// the queue) arrived: its block becomes the most recent, and older
+// entries for the same block, or for data rcvNxt has passed, go.
+func (e *endpoint) noteRecentOOO(seq seqnum.Value) {
+	i := sort.Search(len(e.ooo), func(i int) bool { return e.ooo[i].end().GreaterThan(seq) })
+	if i == len(e.ooo) || e.ooo[i].seq.GreaterThan(seq) {
+		return
+	}
+	_, _, start, end := oooBlock(e.ooo, i)
+	var r [sackRecent]seqnum.Value
+	r[0] = start
+	n := 1
+	for _, x := range e.oooRecent[:e.nOOORecent] {
+		if n == len(r) {
+			break
+		}
+		if x.LessThan(e.rcvNxt) || (start.LessThanEq(x) && x.LessThan(end)) {
+			continue
+		}
+		r[n] = x
+		n++
+	}
+	e.oooRecent, e.nOOORecent = r, uint8(n)
+}
+
 // sackBlocks fills o, after any blocks already there (a D-SACK), up to
-// maxBlocks blocks describing the out-of-order queue: the block holding
-// the most recently received segment first (RFC 2018 section 4; after a
-// D-SACK for data in the queue, the block holding it, as RFC 2883 asks),
-// then the others in order. It walks no more of the queue than the
-// blocks it reports.
+// maxBlocks blocks describing the out-of-order queue: the blocks of the
+// latest arrivals first, most recent first (RFC 2018 section 4: the
+// first holds the segment that triggered the ACK, and repeating the
+// recent ones covers the loss of an ACK; after a D-SACK for data in the
+// queue, the block holding it, as RFC 2883 asks; Linux orders them so),
+// then the others in sequence order. It walks no more of the queue than
+// the blocks it reports.
 func (e *endpoint) sackBlocks(o *header.TCPOptions, maxBlocks int) {
 	n := o.NumSACKBlocks // after a D-SACK block
-	firstLo := -1
-	if i := sort.Search(len(e.ooo), func(i int) bool { return e.ooo[i].end().GreaterThan(e.lastOOO) }); i < len(e.ooo) && e.ooo[i].seq.LessThanEq(e.lastOOO) && n < maxBlocks {
+	var reported [sackRecent]int
+	nr := 0
+	for _, x := range e.oooRecent[:e.nOOORecent] {
+		if n >= maxBlocks {
+			break
+		}
+		i := sort.Search(len(e.ooo), func(i int) bool { return e.ooo[i].end().GreaterThan(x) })
+		if i == len(e.ooo) || e.ooo[i].seq.GreaterThan(x) {
+			continue // rcvNxt passed it
+		}
 		lo, _, start, end := oooBlock(e.ooo, i)
-		firstLo = lo
+		if slices.Contains(reported[:nr], lo) {
+			continue
+		}
+		reported[nr] = lo
+		nr++
 		o.SACKBlocks[n] = header.SACKBlock{Start: uint32(start), End: uint32(end)}
 		n++
 	}
 	for i := 0; i < len(e.ooo) && n < maxBlocks; {
 		lo, hi, start, end := oooBlock(e.ooo, i)
-		if lo != firstLo {
+		if !slices.Contains(reported[:nr], lo) {
 			o.SACKBlocks[n] = header.SACKBlock{Start: uint32(start), End: uint32(end)}
 			n++
 		}
