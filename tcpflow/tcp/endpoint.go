@@ -172,6 +172,7 @@ var _ tcpflow.Flow = (*endpoint)(nil)
 func (p *Protocol) newEndpoint(id connID, ka *tcpflow.Keepalive) *endpoint {
 	e := &endpoint{p: p, id: id, rto: p.o.RTOInitial, mss: min(p.o.MSS, DefaultMSS), reoWndMult: 1}
 	e.cond.L = &e.mu
+	e.loadPath()
 	if ka != nil && ka.After > 0 {
 		k := *ka
 		if k.Interval <= 0 {
@@ -533,6 +534,7 @@ func (e *endpoint) closeLocked(err error) {
 // queue and scoreboard, the out-of-order data; settle then gives their
 // memory back to the buffer budget. e.mu is held.
 func (e *endpoint) teardown() {
+	e.savePath()
 	e.rtoTimer.release()
 	e.persistTimer.release()
 	e.kaTimer.release()

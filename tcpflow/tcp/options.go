@@ -131,6 +131,13 @@ type Options struct {
 	// ends at the first loss, typically a window's worth of drops at a
 	// bottleneck with a short queue.
 	NoHyStart bool
+	// NoMetricsSave keeps a connection from passing what it learned
+	// about its path on to the next connection to the same address
+	// (Linux's tcp_no_metrics_save). By default, a path that reordered
+	// is known to reorder for an hour: a new connection on it starts
+	// with the reordering window measured before rather than learning
+	// it from its own spurious retransmissions (RFC 9040 section 4).
+	NoMetricsSave bool
 }
 
 func orDefault[T int | time.Duration](v, d T) T {

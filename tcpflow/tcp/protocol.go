@@ -27,6 +27,7 @@ type Protocol struct {
 	keys   keys
 	stats  counters
 	budget budget
+	paths  pathCache // what connections learned about their paths (metrics.go)
 
 	mu        sync.Mutex
 	closed    bool
