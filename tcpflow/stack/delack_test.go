@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/conduit-go/conduit/clock"
+	"github.com/conduit-go/conduit/tcpflow"
 	"github.com/conduit-go/conduit/tcpflow/header"
 	"github.com/conduit-go/conduit/tcpflow/link/channel"
 	"github.com/conduit-go/conduit/tcpflow/tcp"
@@ -62,18 +63,22 @@ func TestDelayedAck(t *testing.T) {
 	clk := p.clk.(*clock.Manual)
 	fa, fb := p.connect(t, 80, nil)
 	buf := make([]byte, 64<<10)
-	// The SYN-ACK announced at most 64 KiB (unscaled): the first read
-	// opens the window with an update. Get it out of the way.
-	_, err := fa.WriteNodelay([]byte("warm"))
-	require.NoError(t, err)
-	_, err = io.ReadFull(fb, buf[:4])
-	require.NoError(t, err)
-	p.settle(t)
+	// The first 16 segments of a connection are acknowledged at once
+	// (Linux's quick-ACK start): get them out of the way.
+	for range 16 {
+		for _, f := range [][2]tcpflow.Flow{{fa, fb}, {fb, fa}} {
+			_, err := f[0].WriteNodelay([]byte("warm"))
+			require.NoError(t, err)
+			_, err = io.ReadFull(f[1], buf[:4])
+			require.NoError(t, err)
+			p.settle(t)
+		}
+	}
 	var fromB segLog
 	fromB.watch(p.lb)
 
 	// One small segment: its ACK waits for the delayed ACK timeout.
-	_, err = fa.WriteNodelay([]byte("ping"))
+	_, err := fa.WriteNodelay([]byte("ping"))
 	require.NoError(t, err)
 	_, err = io.ReadFull(fb, buf[:4])
 	require.NoError(t, err)

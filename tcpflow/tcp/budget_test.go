@@ -125,6 +125,7 @@ func TestBudgetGivenBack(t *testing.T) {
 	c, f := r.connect(ln, netip.MustParseAddrPort("10.0.0.9:6000"), 65535)
 	c.send(header.TCPFlagACK, 65535, bytes.Repeat([]byte("x"), 1000))
 	require.NotZero(t, r.p.Stats().BufferBytes, "unread data is charged")
+	r.take() // its ACK
 	c.send(header.TCPFlagRST, 0, nil)
 	_, err = f.Write([]byte("y"))
 	require.True(t, errors.Is(err, tcpflow.ErrReset), "%v", err)

@@ -364,7 +364,7 @@ func TestCookieConnectionOptions(t *testing.T) {
 				assert.GreaterOrEqual(t, do.TSVal, so.TSVal, "our timestamps do not go backwards")
 			}
 			if c.wsOK {
-				assert.Equal(t, uint16((1<<20)>>5), data.WindowSize(), "the window is scaled")
+				assert.Equal(t, uint16(rcvInitialWindow>>5), data.WindowSize(), "the window is scaled (the initial window, autotuning)")
 			} else {
 				assert.Equal(t, uint16(0xffff), data.WindowSize())
 			}

@@ -121,10 +121,9 @@ type endpoint struct {
 	tsRecent                        uint32 // the peer's timestamp to echo (RFC 7323), here to share a word
 	// RTT and RTO (RFC 6298).
 	srtt, rttvar, rto time.Duration
-	backoff           int           // RTO doublings since the last new ACK
+	backoff, retries  int32         // RTO doublings since the last new ACK; retransmissions of the segment at sndUna
 	rttStart          time.Duration // when the SYN was sent (Protocol.since)
 	stallAt           time.Duration // the peer's last acknowledgment of new data, or when data began to wait for it (Protocol.since)
-	retries           int
 	// Retransmission queue and loss detection (sack.go).
 	txq                 []txSeg
 	txqBase             []txSeg // txq's array, from its start
@@ -132,7 +131,7 @@ type endpoint struct {
 	xmitCount, rackXmit uint64
 	rackRTT             time.Duration
 	minRTT              time.Duration // windowed minimum (RFC 8985)
-	minRTTAt            time.Time
+	minRTTAt            time.Duration // when minRTT was taken (Protocol.since; 0: never)
 	fack                seqnum.Value  // highest sequence number delivered
 	dsackRound          seqnum.Value  // no second widening before sndUna reaches it
 	reoWndMult          int32         // RACK's reordering window, in quarters of min RTT
@@ -144,17 +143,21 @@ type endpoint struct {
 	recXmit             uint64        // first transmission of this recovery
 
 	// Receive side (rcv.go).
-	irs, rcvNxt seqnum.Value
-	rcvBuf      rcvQueue
-	ooo         []oooSeg
-	oooFinSeq   seqnum.Value
-	oooRecent   [sackRecent]seqnum.Value // starts of the latest out-of-order arrivals' blocks, newest first (sack.go)
-	dsackStart  seqnum.Value
-	dsackEnd    seqnum.Value
-	rcvAdvEdge  seqnum.Value // rcvNxt + window advertised
-	rcvAcked    seqnum.Value // the acknowledgment number last sent
-	rdBuf       []byte       // a waiting Read's buffer, filled from rdN on
-	rdN         int
+	irs, rcvNxt  seqnum.Value
+	rcvBuf       rcvQueue
+	ooo          []oooSeg
+	oooFinSeq    seqnum.Value
+	oooRecent    [sackRecent]seqnum.Value // starts of the latest out-of-order arrivals' blocks, newest first (sack.go)
+	dsackStart   seqnum.Value
+	dsackEnd     seqnum.Value
+	rcvAdvEdge   seqnum.Value  // rcvNxt + window advertised
+	rcvAcked     seqnum.Value  // the acknowledgment number last sent
+	rcvSpaceSeq  seqnum.Value  // rcvNxt when the round of rcvSpaceAt began (rcvtune.go)
+	rcvSpacePrev int32         // bytes that arrived in order in the busiest round so far
+	rcvSpace     int32         // the receive buffer the window offers (0: no data yet)
+	rcvSpaceAt   time.Duration // when the round began (Protocol.since)
+	rdBuf        []byte        // a waiting Read's buffer, filled from rdN on
+	rdN          int
 
 	// Timers (timer.go).
 	rtoTimer, persistTimer, kaTimer, closeTimer, rackTimer, tlpTimer timer

@@ -138,6 +138,12 @@ type Options struct {
 	// with the reordering window measured before rather than learning
 	// it from its own spurious retransmissions (RFC 9040 section 4).
 	NoMetricsSave bool
+	// FixedRecvWindow offers the whole RecvBuffer as the window from the
+	// start. By default the window starts at 64 KiB and grows, once a
+	// round trip, ahead of what arrives (Linux's receive buffer
+	// autotuning), so that a sender in slow start cannot fill a path
+	// with one burst the size of the buffer.
+	FixedRecvWindow bool
 }
 
 func orDefault[T int | time.Duration](v, d T) T {

@@ -15,7 +15,7 @@ func (e *endpoint) rcvFree() int {
 	if e.userClosed {
 		return e.p.o.RecvBuffer
 	}
-	free := max(e.p.o.RecvBuffer-e.rcvBuf.Len(), 0)
+	free := max(e.rcvWindowCap()-e.rcvBuf.Len(), 0)
 	// With four receive buffers' worth below the growth limit (the
 	// common case), the budget holds a ring of the whole buffer even
 	// if memory grew past the connection's credit (by at most a ring
@@ -74,6 +74,9 @@ func (e *endpoint) acceptable(s *segment) bool {
 // the out-of-order queue), handles its FIN and acknowledges it.
 func (e *endpoint) processData(s *segment) {
 	seq, data, fin := s.seq, s.data, s.has(header.TCPFlagFIN)
+	if e.rcvSpace == 0 && len(data) > 0 {
+		e.rcvStart()
+	}
 	// In-order data with nothing queued out of order may wait for a
 	// delayed ACK; anything else is acknowledged at once (RFC 5681 4.2).
 	quick := seq != e.rcvNxt || fin || len(e.ooo) > 0 || e.quickAcks > 0
@@ -112,6 +115,7 @@ func (e *endpoint) processData(s *segment) {
 		if len(data) > 0 {
 			e.receiveSeg(s, data, lend)
 			e.rcvNxt = e.rcvNxt.Add(seqnum.Size(len(data)))
+			e.rcvSpaceAdjust(s.opts.TSEcr)
 		}
 		if fin {
 			e.processFin()
@@ -308,7 +312,7 @@ func (e *endpoint) consumed(n int) {
 	}
 	adv := int(e.rcvWnd())
 	newWnd := e.rcvFree()
-	if newWnd-adv >= e.p.o.RecvBuffer/2 || (adv < 2*e.mss && newWnd-adv >= e.mss) {
+	if newWnd-adv >= e.rcvWindowCap()/2 || (adv < 2*e.mss && newWnd-adv >= e.mss) {
 		e.sendAck()
 	}
 }

@@ -78,7 +78,7 @@ func TestReoWndMeasuredMatch(t *testing.T) {
 	e.minRTT, e.srtt, e.rttvar = 40*time.Microsecond, 2*time.Millisecond, 250*time.Microsecond
 	e.sndUna, e.sndNxt, e.sndMax = 1000, 9000, 9000
 	now := time.Unix(100, 0)
-	e.minRTTAt = now
+	e.minRTTAt = max(p.since(now), 1)
 	e.markDelivered(&txSeg{start: 3000, end: 4000, sentAt: now.Add(-700 * time.Microsecond), retrans: true, xmit: 5}, now)
 
 	e.onDSACK(header.SACKBlock{Start: 4000, End: 5000})

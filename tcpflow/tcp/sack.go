@@ -180,8 +180,8 @@ const minRTTWindow = 10 * time.Second
 
 // updateMinRTT takes an RTT sample into the windowed minimum RTT.
 func (e *endpoint) updateMinRTT(rtt time.Duration, now time.Time) {
-	if e.minRTTAt.IsZero() || rtt <= e.minRTT || now.Sub(e.minRTTAt) > minRTTWindow {
-		e.minRTT, e.minRTTAt = rtt, now
+	if at := max(e.p.since(now), 1); e.minRTTAt == 0 || rtt <= e.minRTT || at-e.minRTTAt > minRTTWindow {
+		e.minRTT, e.minRTTAt = rtt, at
 	}
 }
 

@@ -331,7 +331,7 @@ func (e *endpoint) onRTO() {
 		}
 		e.retries++
 		e.rttTiming = false
-		if e.retries > o.SYNRetries {
+		if int(e.retries) > o.SYNRetries {
 			if e.state == stateSynRcvd && e.listener != nil {
 				e.closeLocked(nil)
 				return
@@ -355,7 +355,7 @@ func (e *endpoint) onRTO() {
 	}
 	e.retries++
 	e.p.stats.timeouts.Add(1)
-	if e.retries > o.MaxRetransmits {
+	if int(e.retries) > o.MaxRetransmits {
 		e.sendReset()
 		e.fail(errRetransmit)
 		return
