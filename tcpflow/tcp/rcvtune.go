@@ -1,12 +1,16 @@
 package tcp
 
-import "time"
+import (
+	"time"
+
+	"github.com/conduit-go/conduit/tcpflow/internal/seqnum"
+)
 
 // Receive window moderation, as Linux's receive buffer autotuning
 // (tcp_rcv_space_adjust, "dynamic right-sizing"): the window a
 // connection offers starts at rcvInitialWindow and, once a round trip,
-// grows to a few times what arrived in order during the last one, up to
-// RecvBuffer. A sender in slow start then finds the window a little
+// grows to a few times what the application read during the last one,
+// up to RecvBuffer. A sender in slow start then finds the window a little
 // ahead of it instead of a whole buffer it may fill with one burst,
 // which on a path that reorders or drops costs retransmissions to the
 // holes the burst opens; the window keeps ahead of any sender that the
@@ -36,15 +40,19 @@ func (e *endpoint) rcvWindowCap() int {
 func (e *endpoint) rcvStart() {
 	e.rcvSpace = int32(min(rcvInitialWindow, e.p.o.RecvBuffer))
 	e.rcvSpacePrev = int32(min(10*e.mss, int(e.rcvSpace)))
-	e.rcvSpaceSeq, e.rcvSpaceAt = e.rcvNxt, e.p.since(e.now())
+	e.rcvSpaceSeq, e.rcvSpaceAt = e.readSeq(), e.p.since(e.now())
 	e.quickAcks = quickAcksAfterLoss
 }
 
-// rcvSpaceAdjust measures what arrived in order in the round trip that
-// ended, and grows the window from it, as Linux does: to twice that
+// readSeq is the sequence number up to which the application has read.
+func (e *endpoint) readSeq() seqnum.Value { return e.rcvNxt - seqnum.Value(e.rcvBuf.Len()) }
+
+// rcvSpaceAdjust measures what the application read in the round trip
+// that ended, and grows the window from it, as Linux does: to twice that
 // plus 16 segments, and twice as much again for the growth from the
-// round before (a sender in slow start doubles). It is called when
-// in-order data arrived; tsecr is the segment's timestamp echo (0 if
+// round before (a sender in slow start doubles); an application that
+// reads slowly keeps a small window. It is called when in-order data
+// arrived; tsecr is the segment's timestamp echo (0 if
 // none), which gives an RTT when the handshake gave none or a short
 // one (the receiver measures no RTT of its own).
 func (e *endpoint) rcvSpaceAdjust(tsecr uint32) {
@@ -61,9 +69,10 @@ func (e *endpoint) rcvSpaceAdjust(tsecr uint32) {
 	if rtt == 0 || now-e.rcvSpaceAt < rtt {
 		return
 	}
-	copied := int(e.rcvSpaceSeq.Size(e.rcvNxt))
+	read := e.readSeq()
+	copied := int(e.rcvSpaceSeq.Size(read))
 	prev := int(e.rcvSpacePrev)
-	e.rcvSpaceSeq, e.rcvSpaceAt = e.rcvNxt, now
+	e.rcvSpaceSeq, e.rcvSpaceAt = read, now
 	if copied <= prev {
 		return
 	}

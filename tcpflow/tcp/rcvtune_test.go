@@ -112,3 +112,37 @@ func TestQuickAckStart(t *testing.T) {
 		require.Len(t, r.take(), 1, "after the timeout")
 	}
 }
+
+// TestRecvWindowSlowReader: the window grows from what the application
+// read, not from what arrived: an application that reads 10 KB a round
+// trip keeps the initial window, although the sender filled it.
+func TestRecvWindowSlowReader(t *testing.T) {
+	const mss = 1000
+	r := newRawRig(t, Options{})
+	ln, err := r.p.ListenFlows(context.Background(), netip.AddrPortFrom(rigAddr, rigPort), nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	c, f := connectScaled(t, r, ln, time.Millisecond)
+	e := f.(*endpoint)
+	window := 65535
+	buf := make([]byte, 10*mss)
+	for round := range 8 {
+		for sent := 0; sent+mss <= window; sent += mss {
+			c.send(header.TCPFlagACK, 65535, make([]byte, mss))
+		}
+		e.mu.Lock()
+		queued := e.rcvBuf.Len()
+		e.mu.Unlock()
+		if round > 0 && queued > 0 {
+			_, err := f.Read(buf[:min(queued, len(buf))])
+			require.NoError(t, err)
+		}
+		for _, s := range r.take() {
+			window = int(s.seg.WindowSize()) << 5
+		}
+		r.clk.Advance(time.Millisecond)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	assert.Equal(t, rcvInitialWindow, e.rcvWindowCap(), "the window's buffer did not grow")
+}
