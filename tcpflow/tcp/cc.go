@@ -109,9 +109,19 @@ func (e *endpoint) onAck(acked seqnum.Size, flight int, now time.Time) {
 func (e *endpoint) cubicAck(acked int, now time.Time) {
 	before := e.cwnd
 	e.cubicGrow(acked, now)
-	if g := acked / 20; e.cubic.wMax == 0 && e.cwnd-before < g {
+	if g := acked / 20; e.cubic.wMax == 0 && e.cwnd-before < g && !e.queueing() {
 		e.cwnd = before + g
 	}
+}
+
+// queueing reports whether the RTT shows a queue building on the path:
+// SRTT above the minimum RTT by HyStart++'s threshold (RFC 9406's
+// RttThresh, 4 to 16 ms). The window then is the path's and more, and
+// CUBIC's 5 % floor before the first loss stops: the window creeps on
+// by the cubic function and the Reno-friendly rate alone, so that the
+// queue overflows by a segment or two rather than by a round trip's 5 %.
+func (e *endpoint) queueing() bool {
+	return e.minRTT > 0 && e.srtt > e.minRTT+hystartThresh(e.minRTT)
 }
 
 // cubicGrow is cubicAck's growth along the cubic function or the

@@ -255,3 +255,25 @@ func TestReductionFromWindow(t *testing.T) {
 		assert.Equal(t, tc.want, e.ssthresh, "%v, %d segments in flight, window %d", tc.cc, tc.flight, tc.cwnd)
 	}
 }
+
+// TestCubicFloorStopsAtQueue: before the first loss CUBIC's window
+// grows at least 5 % a round trip, unless SRTT shows a queue (above the
+// minimum RTT by HyStart++'s threshold): then the cubic function and the
+// Reno-friendly rate alone grow it, by far less.
+func TestCubicFloorStopsAtQueue(t *testing.T) {
+	grow := func(srtt time.Duration) int {
+		p := newTestProtocol(t)
+		e := p.newEndpoint(connID{}, nil)
+		e.mss, e.cwnd, e.ssthresh = 1000, 100_000, 100_000
+		e.minRTT, e.srtt = 2*time.Millisecond, srtt
+		now := time.Unix(10, 0)
+		for range 100 { // one round trip of ACKs, one segment each
+			e.cubicAck(1000, now)
+			now = now.Add(srtt / 100)
+		}
+		return e.cwnd - 100_000
+	}
+	assert.GreaterOrEqual(t, grow(2*time.Millisecond), 5000, "no queue: 5 % a round trip")
+	assert.GreaterOrEqual(t, grow(5*time.Millisecond), 5000, "3 ms above the minimum: below the 4 ms threshold")
+	assert.Less(t, grow(7*time.Millisecond), 1500, "5 ms above: the queue is building")
+}
