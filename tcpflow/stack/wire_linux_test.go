@@ -48,6 +48,7 @@ var (
 	wireBytes   = flag.Int("wire.bytes", 0, "bytes per transfer in BenchmarkKernelWire (0: each setting's own, 4 to 16 MiB)")
 	wireTest    = flag.Int("wire.testbytes", 1<<20, "bytes each way in TestKernelWire")
 	wireTxQueue = flag.Int("wire.txqueue", tunTxQueue, "txqueuelen of the TUN devices")
+	wireTCPInfo = flag.Bool("wire.tcpinfo", false, "log a kernel sender's minimum RTT, SRTT and reordering (TCP_INFO) after each transfer of BenchmarkKernelWire")
 	wirePcap    = flag.String("wire.pcap", "", "directory to write a pcap of each wire to (a file per test or sub-benchmark; headers only)")
 )
 
@@ -323,24 +324,33 @@ func (c tcpCounts) sub(d tcpCounts) tcpCounts {
 // time; the caller takes the difference).
 func (wn *wireNet) counts(c wireConn) (tcpCounts, error) {
 	if k, ok := c.(*net.TCPConn); ok {
-		rc, err := k.SyscallConn()
+		info, err := tcpInfo(k)
 		if err != nil {
 			return tcpCounts{}, err
-		}
-		var info *unix.TCPInfo
-		var ierr error
-		if err := rc.Control(func(fd uintptr) {
-			info, ierr = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
-		}); err != nil {
-			return tcpCounts{}, err
-		}
-		if ierr != nil {
-			return tcpCounts{}, fmt.Errorf("TCP_INFO: %w", ierr)
 		}
 		return tcpCounts{uint64(info.Segs_out), uint64(info.Total_retrans), uint64(info.Dsack_dups), uint64(info.Total_rto)}, nil
 	}
 	st := wn.stack.Stats().TCP
 	return tcpCounts{st.SegmentsOut, st.Retransmits, st.DSACKs, st.Timeouts}, nil
+}
+
+// tcpInfo returns a kernel socket's TCP_INFO.
+func tcpInfo(k *net.TCPConn) (*unix.TCPInfo, error) {
+	rc, err := k.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	var info *unix.TCPInfo
+	var ierr error
+	if err := rc.Control(func(fd uintptr) {
+		info, ierr = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
+	}); err != nil {
+		return nil, err
+	}
+	if ierr != nil {
+		return nil, fmt.Errorf("TCP_INFO: %w", ierr)
+	}
+	return info, nil
 }
 
 // isOurs reports whether c is a flow of our stack.
@@ -486,6 +496,11 @@ func benchWire(b *testing.B, wn *wireNet, aSends bool, size int) {
 		b.StartTimer()
 		r, err := wn.sendOneWay(snd, rcv, data, buf)
 		b.StopTimer()
+		if k, ok := snd.(*net.TCPConn); ok && *wireTCPInfo {
+			if info, err := tcpInfo(k); err == nil {
+				b.Logf("kernel sender: min_rtt %d µs, srtt %d µs, reordering %d", info.Min_rtt, info.Rtt, info.Reordering)
+			}
+		}
 		snd.Close()
 		rcv.Close()
 		if err != nil {
