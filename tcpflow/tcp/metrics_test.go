@@ -18,17 +18,7 @@ import (
 // connectSACKRTT is connectSACK with a handshake that takes rtt, so
 // that the connection starts with an RTT sample as on a real path.
 func (r *rawRig) connectSACKRTT(ln tcpflow.FlowListener, addr netip.AddrPort, rtt time.Duration) (*sackPeer, *endpoint) {
-	c := &sackPeer{&rawPeer{r: r, addr: addr, seq: 1000}}
-	c.sendOpts(header.TCPFlagSYN, &header.TCPOptions{SACKPermitted: true, HasMSS: true, MSS: 1000})
-	c.seq++
-	out := r.take()
-	require.Len(r.t, out, 1)
-	c.ack = out[0].seg.SeqNum() + 1
-	r.clk.Advance(rtt)
-	c.sendOpts(header.TCPFlagACK, nil)
-	f, err := ln.AcceptFlow()
-	require.NoError(r.t, err)
-	r.t.Cleanup(func() { f.Close() })
+	c, f := r.connectWith(ln, addr, &header.TCPOptions{SACKPermitted: true, HasMSS: true, MSS: 1000}, rtt)
 	return c, f.(*endpoint)
 }
 
@@ -109,6 +99,7 @@ func sendSegs(t *testing.T, r *rawRig, e *endpoint, n int) []uint32 {
 	seq := make([]uint32, n+1)
 	for i, s := range segs {
 		seq[i] = s.SeqNum()
+		require.Len(t, s.Payload(), 1000)
 	}
 	seq[n] = seq[n-1] + 1000
 	return seq

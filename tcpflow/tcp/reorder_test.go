@@ -25,12 +25,20 @@ type sackPeer struct {
 // connectSACK completes a handshake with SACK permitted (no timestamps,
 // no window scaling) and returns the accepted flow.
 func (r *rawRig) connectSACK(ln tcpflow.FlowListener, addr netip.AddrPort) (*sackPeer, tcpflow.Flow) {
+	return r.connectWith(ln, addr, &header.TCPOptions{SACKPermitted: true, HasMSS: true, MSS: 1000}, 0)
+}
+
+// connectWith completes a handshake whose SYN carries syn and whose
+// SYN-ACK is answered after rtt (an RTT sample, as on a real path), and
+// returns the accepted flow.
+func (r *rawRig) connectWith(ln tcpflow.FlowListener, addr netip.AddrPort, syn *header.TCPOptions, rtt time.Duration) (*sackPeer, tcpflow.Flow) {
 	c := &sackPeer{&rawPeer{r: r, addr: addr, seq: 1000}}
-	c.sendOpts(header.TCPFlagSYN, &header.TCPOptions{SACKPermitted: true, HasMSS: true, MSS: 1000})
+	c.sendOpts(header.TCPFlagSYN, syn)
 	c.seq++
 	out := r.take()
 	require.Len(r.t, out, 1)
 	c.ack = out[0].seg.SeqNum() + 1
+	r.clk.Advance(rtt)
 	c.sendOpts(header.TCPFlagACK, nil)
 	f, err := ln.AcceptFlow()
 	require.NoError(r.t, err)
@@ -86,17 +94,7 @@ func newSACKSender(t *testing.T, n int) (*rawRig, *sackPeer, tcpflow.Flow, []uin
 	require.NoError(t, err)
 	t.Cleanup(func() { ln.Close() })
 	c, f := r.connectSACK(ln, netip.MustParseAddrPort("10.0.0.9:4000"))
-	_, err = f.WriteNodelay(make([]byte, n*1000))
-	require.NoError(t, err)
-	segs := dataSegs(r.take())
-	require.Len(t, segs, n)
-	seq := make([]uint32, n+1)
-	for i, s := range segs {
-		seq[i] = s.SeqNum()
-		require.Len(t, s.Payload(), 1000)
-	}
-	seq[n] = seq[n-1] + 1000
-	return r, c, f, seq
+	return r, c, f, sendSegs(t, r, f.(*endpoint), n)
 }
 
 // TestRACKRTTOfLastDelivered: RACK.rtt is the RTT of the segment
