@@ -154,22 +154,11 @@ type knot struct {
 	proc *testutil.Process
 }
 
-func knotPath(t testing.TB) string {
-	t.Helper()
-	if p, err := exec.LookPath("knotd"); err == nil {
-		return p
-	}
-	if _, err := os.Stat("/usr/sbin/knotd"); err == nil {
-		return "/usr/sbin/knotd"
-	}
-	return testutil.RequirePeer(t, "knotd", "knot")
-}
-
 // startKnot starts knotd serving zone (for example "svc.test") with the
 // records given in zone-file syntax, relative to the zone, TTL 3 s.
 func startKnot(t testing.TB, zone string, records ...string) *knot {
 	t.Helper()
-	path := knotPath(t)
+	path := testutil.RequirePeer(t, "knotd", "knot")
 	testutil.RequirePeer(t, "knsupdate", "knot-dnsutils")
 	dir := t.TempDir()
 	zoneFile := filepath.Join(dir, zone+".zone")
@@ -177,7 +166,7 @@ func startKnot(t testing.TB, zone string, records ...string) *knot {
 		zone, strings.Join(records, "\n"))
 	require.NoError(t, os.WriteFile(zoneFile, []byte(body), 0o644))
 	for try := 0; try < 5; try++ {
-		port := freeUDPPort(t)
+		port := testutil.FreeUDPPort(t)
 		conf := fmt.Sprintf(`server:
     rundir: "%[1]s"
     listen: 127.0.0.1@%[2]d
@@ -242,14 +231,6 @@ func (k *knot) update(t testing.TB, lines ...string) {
 	cmd.Stdin = strings.NewReader(script)
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, "knsupdate: %s\n%s", out, script)
-}
-
-func freeUDPPort(t testing.TB) uint16 {
-	t.Helper()
-	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer pc.Close()
-	return uint16(pc.LocalAddr().(*net.UDPAddr).Port)
 }
 
 // fakeClock is the resolver's clock and the DNS stub's: a refresh

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/conduit-go/conduit/internal/testutil"
 	"github.com/miekg/dns"
-	"github.com/stretchr/testify/require"
 )
 
 // srvZone is an in-process DNS server (UDP and TCP on one loopback port)
@@ -99,35 +99,7 @@ func startSRVZone(t testing.TB, name string, ttl uint32, targets []srvTarget) *s
 		}
 	}
 
-	var (
-		pc  net.PacketConn
-		ln  net.Listener
-		err error
-	)
-	for range 10 {
-		pc, err = net.ListenPacket("udp4", "127.0.0.1:0")
-		require.NoError(t, err)
-		ln, err = net.Listen("tcp4", pc.LocalAddr().String())
-		if err == nil {
-			break
-		}
-		pc.Close()
-	}
-	require.NoError(t, err)
-	z.addr = netip.MustParseAddrPort(pc.LocalAddr().String())
-	var wg sync.WaitGroup
-	t.Cleanup(wg.Wait) // after the Shutdowns and the release below
-	for _, srv := range []*dns.Server{{PacketConn: pc, Handler: z}, {Listener: ln, Handler: z}} {
-		started := make(chan struct{})
-		srv.NotifyStartedFunc = func() { close(started) }
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			srv.ActivateAndServe()
-		}()
-		<-started
-		t.Cleanup(func() { srv.Shutdown() })
-	}
+	z.addr = testutil.ServeDNS(t, z)
 	t.Cleanup(func() { // release held handlers, so that Shutdown can end
 		z.mu.Lock()
 		z.closed = true

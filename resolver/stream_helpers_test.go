@@ -2,7 +2,6 @@ package resolver_test
 
 import (
 	"context"
-	"net"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/conduit-go/conduit/endpoint"
+	"github.com/conduit-go/conduit/internal/testutil"
 	"github.com/conduit-go/conduit/resolver"
 	"github.com/conduit-go/conduit/resolver/dnsstub"
 )
@@ -43,35 +43,7 @@ func startScriptDNS(t testing.TB, records ...string) *scriptDNS {
 		holds: map[string]chan struct{}{}, asked: map[string]int{}, arrived: make(chan string, 256),
 	}
 	s.add(t, records...)
-	var (
-		pc  net.PacketConn
-		ln  net.Listener
-		err error
-	)
-	for range 10 {
-		pc, err = net.ListenPacket("udp4", "127.0.0.1:0")
-		require.NoError(t, err)
-		ln, err = net.Listen("tcp4", pc.LocalAddr().String())
-		if err == nil {
-			break
-		}
-		pc.Close()
-	}
-	require.NoError(t, err)
-	s.addr = netip.MustParseAddrPort(pc.LocalAddr().String())
-	var wg sync.WaitGroup
-	t.Cleanup(wg.Wait)
-	for _, srv := range []*dns.Server{{PacketConn: pc, Handler: s}, {Listener: ln, Handler: s}} {
-		started := make(chan struct{})
-		srv.NotifyStartedFunc = func() { close(started) }
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			srv.ActivateAndServe()
-		}()
-		<-started
-		t.Cleanup(func() { srv.Shutdown() })
-	}
+	s.addr = testutil.ServeDNS(t, s)
 	t.Cleanup(s.releaseAll) // first: no handler stays blocked in a Shutdown
 	return s
 }

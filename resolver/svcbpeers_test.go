@@ -2,7 +2,6 @@ package resolver_test
 
 import (
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -89,10 +88,7 @@ func TestSVCBKnot(t *testing.T) {
 
 // TestSVCBUnbound: unbound serving the same records as local-data.
 func TestSVCBUnbound(t *testing.T) {
-	path := "/usr/sbin/unbound"
-	if _, err := os.Stat(path); err != nil {
-		path = testutil.RequirePeer(t, "unbound", "unbound")
-	}
+	path := testutil.RequirePeer(t, "unbound", "unbound")
 	dir := t.TempDir()
 	var data strings.Builder
 	for _, rr := range svcbZone {
@@ -100,7 +96,7 @@ func TestSVCBUnbound(t *testing.T) {
 		fmt.Fprintf(&data, "    local-data: \"%s.svc.test. 60 IN %s\"\n", name, rest)
 	}
 	for try := 0; try < 5; try++ {
-		port := freePort(t)
+		port := testutil.FreeUDPPort(t)
 		conf := fmt.Sprintf(`server:
     interface: 127.0.0.1@%d
     port: %d
@@ -132,12 +128,4 @@ remote-control:
 		}
 	}
 	t.Fatal("could not start unbound")
-}
-
-func freePort(t testing.TB) uint16 {
-	t.Helper()
-	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer pc.Close()
-	return uint16(pc.LocalAddr().(*net.UDPAddr).Port)
 }

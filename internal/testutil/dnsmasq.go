@@ -2,10 +2,7 @@ package testutil
 
 import (
 	"fmt"
-	"net"
 	"net/netip"
-	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -13,19 +10,6 @@ import (
 
 	"github.com/miekg/dns"
 )
-
-// DnsmasqPath finds dnsmasq, also in /usr/sbin (often not in PATH), or
-// skips the test (fails it when peers are required).
-func DnsmasqPath(t testing.TB) string {
-	t.Helper()
-	if p, err := exec.LookPath("dnsmasq"); err == nil {
-		return p
-	}
-	if _, err := os.Stat("/usr/sbin/dnsmasq"); err == nil {
-		return "/usr/sbin/dnsmasq"
-	}
-	return RequirePeer(t, "dnsmasq", "dnsmasq-base")
-}
 
 // Dnsmasq starts dnsmasq authoritative for *.test on a free loopback
 // port, with the given extra options (such as
@@ -36,14 +20,9 @@ func DnsmasqPath(t testing.TB) string {
 // unless records set --local-ttl (dnsmasq refuses it twice).
 func Dnsmasq(t testing.TB, probe string, records ...string) netip.AddrPort {
 	t.Helper()
-	path := DnsmasqPath(t)
+	path := RequirePeer(t, "dnsmasq", "dnsmasq-base")
 	for try := 0; try < 5; try++ {
-		pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := pc.LocalAddr().(*net.UDPAddr).Port
-		pc.Close()
+		port := FreeUDPPort(t)
 		args := []string{
 			"--no-daemon", fmt.Sprintf("--port=%d", port),
 			"--listen-address=127.0.0.1", "--bind-interfaces",

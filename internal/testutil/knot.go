@@ -2,10 +2,8 @@ package testutil
 
 import (
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,26 +12,13 @@ import (
 	"github.com/miekg/dns"
 )
 
-// KnotdPath finds knotd (in /usr/sbin, often not on PATH). It skips (or
-// fails in CI) when knot is not installed.
-func KnotdPath(t testing.TB) string {
-	t.Helper()
-	if p, err := exec.LookPath("knotd"); err == nil {
-		return p
-	}
-	if _, err := os.Stat("/usr/sbin/knotd"); err == nil {
-		return "/usr/sbin/knotd"
-	}
-	return RequirePeer(t, "knotd", "knot")
-}
-
 // Knot starts knotd on a loopback port serving zone with the records
 // (zone-file syntax, relative to the zone; the zone's TTL is ttl
 // seconds) and returns its address once it answers the zone's SOA. A
 // port taken meanwhile is retried on another, up to 5 times.
 func Knot(t testing.TB, zone string, ttl int, records ...string) netip.AddrPort {
 	t.Helper()
-	path := KnotdPath(t)
+	path := RequirePeer(t, "knotd", "knot")
 	dir := t.TempDir()
 	zoneFile := filepath.Join(dir, zone+".zone")
 	body := fmt.Sprintf("$ORIGIN %s.\n$TTL %d\n@ SOA ns admin 1 3600 900 604800 30\n@ NS ns\nns A 127.0.0.1\n%s\n",
@@ -42,12 +27,7 @@ func Knot(t testing.TB, zone string, ttl int, records ...string) netip.AddrPort 
 		t.Fatal(err)
 	}
 	for try := 0; try < 5; try++ {
-		pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := pc.LocalAddr().(*net.UDPAddr).Port
-		pc.Close()
+		port := FreeUDPPort(t)
 		conf := fmt.Sprintf("server:\n    rundir: %q\n    listen: 127.0.0.1@%d\nlog:\n  - target: stderr\n    any: info\n"+
 			"database:\n    storage: %q\nzone:\n  - domain: %s\n    file: %q\n    zonefile-sync: -1\n    zonefile-load: whole\n    journal-content: none\n",
 			dir, port, dir, zone, zoneFile)

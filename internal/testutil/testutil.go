@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"sort"
 	"strings"
@@ -32,9 +33,15 @@ func PeersRequired() bool {
 // provides it.
 func RequirePeer(t testing.TB, program, debianPackage string) string {
 	t.Helper()
-	path, err := exec.LookPath(program)
-	if err == nil {
+	if path, err := exec.LookPath(program); err == nil {
 		return path
+	}
+	// Daemons (knotd, dnsmasq, unbound, danted) live in the sbin
+	// directories, which a user's PATH often leaves out.
+	for _, dir := range []string{"/usr/sbin", "/sbin"} {
+		if path := filepath.Join(dir, program); isExecutable(path) {
+			return path
+		}
 	}
 	msg := fmt.Sprintf("peer %q not found: install it with `apt-get install -y %s`", program, debianPackage)
 	if PeersRequired() {
@@ -176,4 +183,10 @@ func CheckLeaks(t testing.TB) {
 func goroutineID(stack string) string {
 	first, _, _ := strings.Cut(stack, " [")
 	return first
+}
+
+// isExecutable reports whether path is a regular file someone may run.
+func isExecutable(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/conduit-go/conduit/clock"
+	"github.com/conduit-go/conduit/internal/testutil"
 )
 
 // fakeServer is an in-process DNS server on 127.0.0.1, UDP and TCP on the
@@ -49,35 +50,7 @@ func (f *fakeServer) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 func startFake(t testing.TB, h func(w dns.ResponseWriter, r *dns.Msg)) *fakeServer {
 	t.Helper()
 	f := &fakeServer{handler: h}
-	var (
-		pc  net.PacketConn
-		ln  net.Listener
-		err error
-	)
-	for range 10 {
-		pc, err = net.ListenPacket("udp4", "127.0.0.1:0")
-		require.NoError(t, err)
-		ln, err = net.Listen("tcp4", pc.LocalAddr().String())
-		if err == nil {
-			break
-		}
-		pc.Close()
-	}
-	require.NoError(t, err)
-	f.addr = netip.MustParseAddrPort(pc.LocalAddr().String())
-	var wg sync.WaitGroup
-	t.Cleanup(wg.Wait) // after the Shutdowns below (cleanups run last first)
-	for _, srv := range []*dns.Server{{PacketConn: pc, Handler: f}, {Listener: ln, Handler: f}} {
-		started := make(chan struct{})
-		srv.NotifyStartedFunc = func() { close(started) }
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			srv.ActivateAndServe()
-		}()
-		<-started
-		t.Cleanup(func() { srv.Shutdown() })
-	}
+	f.addr = testutil.ServeDNS(t, f)
 	return f
 }
 
