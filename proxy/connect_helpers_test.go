@@ -214,19 +214,6 @@ func hcExchange(t testing.TB, c net.Conn, data []byte, halfClose bool) {
 	}
 }
 
-// hcFreePort returns a loopback TCP port that was free a moment ago, for
-// peers that cannot bind port 0 and report the port they got (tinyproxy,
-// squid). The peer's start is retried when another process took it.
-func hcFreePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // hcStartPeer starts a peer that listens on a port chosen by the test,
 // writing its config with write(port) and starting it with start, and
 // waiting for ready on its standard error. It tries three ports.
@@ -234,7 +221,7 @@ func hcStartPeer(t testing.TB, write func(port int), start func() *testutil.Proc
 	t.Helper()
 	var last string
 	for range 3 {
-		port := hcFreePort(t)
+		port := int(testutil.FreePort(t))
 		write(port)
 		p := start()
 		if hcWaitLine(p, ready, 60*time.Second) {

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/conduit-go/conduit/endpoint"
+	"github.com/conduit-go/conduit/internal/testutil"
 )
 
 // The client through tinyproxy to a loopback echo server: byte-exact
@@ -61,7 +62,7 @@ func TestHTTPConnectTinyproxy(t *testing.T) {
 // ERR_CONNECT_FAIL: endpoint.ErrRefused).
 func TestHTTPConnectSquid(t *testing.T) {
 	echo := hcEcho(t)
-	closed := hcFreePort(t) // nothing listens there
+	closed := int(testutil.FreePort(t)) // nothing listens there
 	other := hcEcho(t)
 	sslPorts := []int{echo.Port(), closed}
 	t.Run("no auth", func(t *testing.T) {

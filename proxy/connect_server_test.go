@@ -322,7 +322,7 @@ func TestServeHTTPConnectStallingClient(t *testing.T) {
 // Our client against our server: the statuses of a failed dial come back
 // as the shared causes.
 func TestServeHTTPConnectDialFailures(t *testing.T) {
-	closed := hcFreePort(t)
+	closed := int(testutil.FreePort(t))
 	block := make(chan struct{})
 	defer close(block)
 	srv := hcServeConnect(t, &Server{

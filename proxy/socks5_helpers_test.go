@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -189,29 +190,6 @@ var socks5IPv6 = sync.OnceValue(func() bool {
 
 func socks5HaveIPv6() bool { return socks5IPv6() }
 
-// socks5WaitPort waits for a peer started with a port to accept on it
-// (peers such as microsocks print nothing when ready); p exiting first
-// fails the test. The poll's interval does not decide any result.
-func socks5WaitPort(t testing.TB, p *testutil.Process, addr string) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			return
-		}
-		select {
-		case <-p.Exited():
-			t.Fatalf("peer exited before accepting on %s: %s", addr, p.Stderr())
-		case <-time.After(10 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("peer did not accept on %s: %v: %s", addr, err, p.Stderr())
-		}
-	}
-}
-
 // socks5Danted starts danted on a free port of 127.0.0.1 (and ::1 when
 // there is IPv6), passing connections from loopback to loopback but
 // blocking destination port blockPort, with no authentication. It
@@ -254,7 +232,7 @@ socks pass { from: ::1/128 to: ::1/128 }
 	})
 	p.WaitLine(t, regexp.MustCompile(`Dante/server\S* v\S+ running`), 20*time.Second)
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	socks5WaitPort(t, p, addr)
+	testutil.WaitListening(t, p, netip.MustParseAddrPort(addr), path)
 	return addr
 }
 
@@ -277,7 +255,7 @@ func socks5Microsocks(t testing.TB, user, pass string) string {
 	}
 	p := testutil.StartProcess(t, path, args...)
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	socks5WaitPort(t, p, addr)
+	testutil.WaitListening(t, p, netip.MustParseAddrPort(addr), path)
 	return addr
 }
 

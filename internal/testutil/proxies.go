@@ -12,9 +12,9 @@ import (
 	"time"
 )
 
-// freePort returns a loopback TCP port that was free a moment ago, for a
+// FreePort returns a loopback TCP port that was free a moment ago, for a
 // peer that cannot be told to pick one itself and report it.
-func freePort(t testing.TB) uint16 {
+func FreePort(t testing.TB) uint16 {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -24,9 +24,9 @@ func freePort(t testing.TB) uint16 {
 	return uint16(ln.Addr().(*net.TCPAddr).Port)
 }
 
-// waitListening waits until something accepts TCP connections at addr,
+// WaitListening waits until something accepts TCP connections at addr,
 // or p exits, for at most 20 s.
-func waitListening(t testing.TB, p *Process, addr netip.AddrPort, what string) {
+func WaitListening(t testing.TB, p *Process, addr netip.AddrPort, what string) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -55,7 +55,7 @@ func Danted(t testing.TB, rules ...string) netip.AddrPort {
 	t.Helper()
 	path := RequirePeer(t, "danted", "dante-server")
 	dir := t.TempDir()
-	port := freePort(t)
+	port := FreePort(t)
 	conf := fmt.Sprintf(`logoutput: %s
 internal: 127.0.0.1 port = %d
 external: lo
@@ -83,7 +83,7 @@ socks pass { from: 127.0.0.0/8 to: 0.0.0.0/0 }
 		}
 	})
 	addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port)
-	waitListening(t, p, addr, "danted")
+	WaitListening(t, p, addr, "danted")
 	return addr
 }
 
@@ -102,7 +102,7 @@ func Tinyproxy(t testing.TB, cfg TinyproxyConfig) netip.AddrPort {
 	t.Helper()
 	path := RequirePeer(t, "tinyproxy", "tinyproxy")
 	dir := t.TempDir()
-	port := freePort(t)
+	port := FreePort(t)
 	var b strings.Builder
 	fmt.Fprintf(&b, "Port %d\nListen 127.0.0.1\nTimeout 60\nAllow 127.0.0.1\nMaxClients 200\n", port)
 	fmt.Fprintf(&b, "PidFile %q\nLogFile %q\nLogLevel Info\n", filepath.Join(dir, "tp.pid"), filepath.Join(dir, "tp.log"))
@@ -118,6 +118,6 @@ func Tinyproxy(t testing.TB, cfg TinyproxyConfig) netip.AddrPort {
 	}
 	p := StartProcess(t, path, "-d", "-c", cf)
 	addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port)
-	waitListening(t, p, addr, "tinyproxy")
+	WaitListening(t, p, addr, "tinyproxy")
 	return addr
 }
