@@ -12,6 +12,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/conduit-go/conduit/internal/testutil"
 	"github.com/conduit-go/conduit/resolver"
 	"github.com/conduit-go/conduit/resolver/dnsstub"
 )
@@ -48,49 +49,13 @@ func holdAAAA(qtype uint16) <-chan struct{} {
 
 func startDelayedAAAAServer(tb testing.TB, name string, hold func(qtype uint16) <-chan struct{}) *delayedAAAAServer {
 	s := &delayedAAAAServer{name: dns.Fqdn(name), hold: hold, stop: make(chan struct{})}
-	// One port for UDP and TCP: the UDP port picked may be taken for
-	// TCP (by a connection in TIME-WAIT), then another.
-	var (
-		pc  net.PacketConn
-		l   net.Listener
-		err error
-	)
-	for range 20 {
-		if pc, err = net.ListenPacket("udp", "127.0.0.1:0"); err != nil {
-			tb.Fatal(err)
-		}
-		s.addr = pc.LocalAddr().(*net.UDPAddr).AddrPort()
-		if l, err = net.Listen("tcp", s.addr.String()); err == nil {
-			break
-		}
-		pc.Close()
-	}
-	if err != nil {
-		tb.Fatal(err)
-	}
-	mux := dns.NewServeMux()
-	mux.HandleFunc(".", s.serve)
-	servers := []*dns.Server{{PacketConn: pc, Handler: mux}, {Listener: l, Handler: mux}}
-	var started sync.WaitGroup
-	served := make(chan error, len(servers))
-	for _, srv := range servers {
-		started.Add(1)
-		srv.NotifyStartedFunc = started.Done
-		go func() { served <- srv.ActivateAndServe() }()
-	}
-	started.Wait()
-	tb.Cleanup(func() {
+	s.addr = testutil.ServeDNS(tb, dns.HandlerFunc(s.serve))
+	tb.Cleanup(func() { // before the servers' Shutdown: the answers held are dropped
 		s.mu.Lock()
 		s.stopped = true
-		close(s.stop) // the answers held are dropped
+		close(s.stop)
 		s.mu.Unlock()
 		s.wg.Wait()
-		for _, srv := range servers {
-			srv.Shutdown()
-		}
-		for range servers {
-			<-served
-		}
 	})
 	return s
 }
