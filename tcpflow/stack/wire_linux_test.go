@@ -43,13 +43,15 @@ import (
 // always a kernel. The wire's AtoB direction carries what A sends.
 
 var (
-	wireCC      = flag.String("wire.cc", "cubic", "congestion control of the kernels in the wire tests' namespaces (net.ipv4.tcp_congestion_control)")
-	wireSeed    = flag.Uint64("wire.seed", 1, "seed of the wire's impairments")
-	wireBytes   = flag.Int("wire.bytes", 0, "bytes per transfer in BenchmarkKernelWire (0: each setting's own, 4 to 16 MiB)")
-	wireTest    = flag.Int("wire.testbytes", 1<<20, "bytes each way in TestKernelWire")
-	wireTxQueue = flag.Int("wire.txqueue", tunTxQueue, "txqueuelen of the TUN devices")
-	wireTCPInfo = flag.Bool("wire.tcpinfo", false, "log a kernel sender's minimum RTT, SRTT and reordering (TCP_INFO) after each transfer of BenchmarkKernelWire")
-	wirePcap    = flag.String("wire.pcap", "", "directory to write a pcap of each wire to (a file per test or sub-benchmark; headers only)")
+	wireCC         = flag.String("wire.cc", "cubic", "congestion control of the kernels in the wire tests' namespaces (net.ipv4.tcp_congestion_control)")
+	wireSeed       = flag.Uint64("wire.seed", 1, "seed of the wire's impairments")
+	wireBytes      = flag.Int("wire.bytes", 0, "bytes per transfer in BenchmarkKernelWire (0: each setting's own, 4 to 16 MiB)")
+	wireTest       = flag.Int("wire.testbytes", 1<<20, "bytes each way in TestKernelWire")
+	wireTxQueue    = flag.Int("wire.txqueue", tunTxQueue, "txqueuelen of the TUN devices")
+	wireTCPInfo    = flag.Bool("wire.tcpinfo", false, "log a kernel sender's minimum RTT, SRTT and reordering (TCP_INFO) after each transfer of BenchmarkKernelWire")
+	wireStartSpur  = flag.Bool("wire.startspur", false, "report startspur/op in BenchmarkKernelWire: the sender's retransmissions in a connection's first 50 ms that the receiver D-SACKed")
+	wireOurLatency = flag.Duration("wire.ourlatency", 0, "latency added to our stack's direction of the wire in BenchmarkKernelWire's tcp=ours (netem's Latency, which the short cut of reordering takes too)")
+	wirePcap       = flag.String("wire.pcap", "", "directory to write a pcap of each wire to (a file per test or sub-benchmark; headers only)")
 )
 
 // wireTimeout bounds one transfer (a deadline on both ends).
@@ -102,6 +104,7 @@ type wireNet struct {
 	kernels []*testutil.TunNet // the namespaces of the kernels
 	ln      net.Listener       // B's, inside nsB
 	port    uint16
+	spur    *startSpurious // with -wire.startspur
 }
 
 // setCC is a net.Dialer and net.ListenConfig Control that sets the
@@ -180,9 +183,10 @@ func openTun(tb testing.TB, n *testutil.TunNet) *tun.Endpoint {
 
 // wireConfig is the configuration of a wire with imp in both
 // directions; with -wire.pcap, its packets' headers go to a pcap named
-// after tb.
-func wireConfig(tb testing.TB, imp netem.Impairment) netem.Config {
+// after tb, and with -wire.startspur spur counts them.
+func wireConfig(tb testing.TB, imp netem.Impairment, spur *startSpurious) netem.Config {
 	c := netem.Config{Seed: *wireSeed, AtoB: imp, BtoA: imp}
+	var taps []func(netem.Dir, time.Time, []byte)
 	if *wirePcap != "" {
 		name := strings.NewReplacer("/", "_", "%", "", ",", "_", "=", "-").Replace(tb.Name())
 		f, err := os.Create(filepath.Join(*wirePcap, name+".pcap"))
@@ -195,7 +199,17 @@ func wireConfig(tb testing.TB, imp netem.Impairment) netem.Config {
 				tb.Error(err)
 			}
 		})
-		c.Tap = pc.Tap
+		taps = append(taps, pc.Tap)
+	}
+	if spur != nil {
+		taps = append(taps, spur.Tap)
+	}
+	if len(taps) > 0 {
+		c.Tap = func(d netem.Dir, at time.Time, pkt []byte) {
+			for _, tap := range taps {
+				tap(d, at, pkt)
+			}
+		}
 	}
 	return c
 }
@@ -206,7 +220,10 @@ func newOursNet(tb testing.TB, imp netem.Impairment, o Options) *wireNet {
 	tb.Helper()
 	n := testutil.NewTunNet(tb, "conduit-wire")
 	ep := openTun(tb, n)
-	w, err := netem.Wrap(ep, wireConfig(tb, imp))
+	spur := newStartSpurious()
+	cfg := wireConfig(tb, imp, spur)
+	cfg.AtoB.Latency = *wireOurLatency
+	w, err := netem.Wrap(ep, cfg)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -217,7 +234,7 @@ func newOursNet(tb testing.TB, imp netem.Impairment, o Options) *wireNet {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { s.Close() })
-	wn := &wireNet{stack: s, nsB: n, a: n.Ours, b: n.Kernel, stats: w.Stats, kernels: []*testutil.TunNet{n}}
+	wn := &wireNet{stack: s, nsB: n, a: n.Ours, b: n.Kernel, stats: w.Stats, kernels: []*testutil.TunNet{n}, spur: spur}
 	wn.listen(tb)
 	return wn
 }
@@ -234,12 +251,13 @@ func newLinuxNet(tb testing.TB, imp netem.Impairment) *wireNet {
 	testutil.IP(tb, "-n", na.NS, "route", "add", nb.Kernel.String()+"/32", "dev", na.Dev)
 	testutil.IP(tb, "-n", nb.NS, "route", "add", na.Kernel.String()+"/32", "dev", nb.Dev)
 	ea, eb := openTun(tb, na), openTun(tb, nb)
-	w, err := netem.Bridge(ea, eb, wireConfig(tb, imp))
+	spur := newStartSpurious()
+	w, err := netem.Bridge(ea, eb, wireConfig(tb, imp, spur))
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { w.Close() })
-	wn := &wireNet{nsA: na, nsB: nb, a: na.Kernel, b: nb.Kernel, stats: w.Stats, kernels: []*testutil.TunNet{na, nb}}
+	wn := &wireNet{nsA: na, nsB: nb, a: na.Kernel, b: nb.Kernel, stats: w.Stats, kernels: []*testutil.TunNet{na, nb}, spur: spur}
 	wn.listen(tb)
 	return wn
 }
@@ -522,6 +540,9 @@ func benchWire(b *testing.B, wn *wireNet, aSends bool, size int) {
 	b.ReportMetric(float64(sum.rcv.segsOut)/n, "acks/op")
 	b.ReportMetric(float64(sum.wire.AtoB.QueueDrops)/n, "qdrops/op")
 	b.ReportMetric(float64(sum.wire.AtoB.Overflow)/n, "hostdrops/op")
+	if wn.spur != nil {
+		b.ReportMetric(float64(wn.spur.total())/n, "startspur/op")
+	}
 }
 
 // TestKernelWire is the kernel interop test on impaired wires: for each

@@ -63,6 +63,10 @@ type Impairment struct {
 	// so that it overtakes the packets sent during the Delay before it
 	// (netem's "delay D reorder P"). Without a Delay it does nothing.
 	Reorder float64
+	// Latency is added to every packet after the rest, the ones Reorder
+	// sends ahead too: the floor of the path, which reordering cannot
+	// beat (a slower host at one end, say).
+	Latency time.Duration
 	// Limit bounds the packets the direction holds in all, queued and
 	// delayed; more are dropped (Overflow). Zero means DefaultLimit.
 	Limit int
@@ -123,8 +127,8 @@ func (im *Impairment) validate(dir string) error {
 		return fmt.Errorf("%w: %s.Bursts.R is zero: the bad state would never end", ErrInvalid, dir)
 	}
 	switch {
-	case im.Delay < 0, im.Jitter < 0:
-		return fmt.Errorf("%w: %s: negative delay or jitter", ErrInvalid, dir)
+	case im.Delay < 0, im.Jitter < 0, im.Latency < 0:
+		return fmt.Errorf("%w: %s: negative delay, jitter or latency", ErrInvalid, dir)
 	case im.Rate < 0, im.RateBurst < 0, im.QueueLimit < 0, im.Limit < 0:
 		return fmt.Errorf("%w: %s: negative rate, burst or limit", ErrInvalid, dir)
 	}

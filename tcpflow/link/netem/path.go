@@ -152,6 +152,7 @@ func (p *path) offer(now time.Time, hdr, payload []byte) {
 		delay += time.Duration(float64(2*j)*uJitter) - j
 		delay = max(delay, 0)
 	}
+	delay += p.im.Latency
 	copies := 1
 	if uDup < p.im.Duplicate {
 		copies = 2

@@ -216,6 +216,17 @@ func TestPathDelayJitterReorder(t *testing.T) {
 	}
 	assert.Greater(t, overtook, 0)
 
+	// Latency comes on top, for the packets sent ahead too.
+	const lat = 40 * time.Microsecond
+	d, c = run(Impairment{Delay: time.Millisecond, Reorder: 0.25, Latency: lat}, 1, n, 100, gap)
+	require.Len(t, d, n)
+	for _, x := range d {
+		if delay := x.at.Sub(sent(x.id)); delay != lat && delay != time.Millisecond+lat {
+			t.Fatalf("packet %d delayed %v", x.id, delay)
+		}
+	}
+	assert.NotZero(t, c.Reordered)
+
 	// Without a delay, reordering does nothing (as netem).
 	d, c = run(Impairment{Reorder: 0.5}, 1, 1000, 100, gap)
 	for i, x := range d {
@@ -339,7 +350,7 @@ func TestValidate(t *testing.T) {
 	for _, im := range []Impairment{
 		{Loss: -0.1}, {Loss: 1.1}, {Loss: math.NaN()}, {Reorder: 2}, {Duplicate: -1},
 		{Bursts: GilbertElliott{P: 0.1}}, {Bursts: GilbertElliott{P: 0.1, R: 0.5, LossBad: 3}},
-		{Delay: -1}, {Jitter: -1}, {Rate: -1}, {QueueLimit: -1}, {Limit: -1}, {RateBurst: -1},
+		{Delay: -1}, {Jitter: -1}, {Latency: -1}, {Rate: -1}, {QueueLimit: -1}, {Limit: -1}, {RateBurst: -1},
 	} {
 		_, err := Wrap(newMemEP(nil), Config{BtoA: im})
 		assert.ErrorIs(t, err, ErrInvalid, "%+v", im)
