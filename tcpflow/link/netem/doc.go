@@ -8,7 +8,8 @@
 // bursts by a Gilbert-Elliott model), duplication, a rate limit (a token
 // bucket in front of a queue of bounded length, dropping at the tail),
 // then a propagation delay with jitter, from which a share of the
-// packets is exempt (netem's "reorder"). Which packets are lost,
+// packets is exempt (netem's "reorder"), then a fixed latency that no
+// packet is exempt from. Which packets are lost,
 // duplicated, reordered and how much jitter each gets depends only on
 // the seed and on the packet's position in its direction; when the
 // packets were offered matters only to the rate limiter's queue.
