@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -48,10 +49,11 @@ var (
 	wireBytes      = flag.Int("wire.bytes", 0, "bytes per transfer in BenchmarkKernelWire (0: each setting's own, 4 to 16 MiB)")
 	wireTest       = flag.Int("wire.testbytes", 1<<20, "bytes each way in TestKernelWire")
 	wireTxQueue    = flag.Int("wire.txqueue", tunTxQueue, "txqueuelen of the TUN devices")
-	wireTCPInfo    = flag.Bool("wire.tcpinfo", false, "log a kernel sender's minimum RTT, SRTT and reordering (TCP_INFO) after each transfer of BenchmarkKernelWire")
+	wireTCPInfo    = flag.Bool("wire.tcpinfo", false, "log a kernel sender's minimum RTT, SRTT and reordering (TCP_INFO), and the wire's late packets, after each transfer of BenchmarkKernelWire")
 	wireStartSpur  = flag.Bool("wire.startspur", false, "report startspur/op in BenchmarkKernelWire: the sender's retransmissions in a connection's first 50 ms that the receiver D-SACKed")
 	wireOurLatency = flag.Duration("wire.ourlatency", 0, "latency added to our stack's direction of the wire in BenchmarkKernelWire's tcp=ours (netem's Latency, which the short cut of reordering takes too)")
-	wirePcap       = flag.String("wire.pcap", "", "directory to write a pcap of each wire to (a file per test or sub-benchmark; headers only)")
+	wireNstat      = flag.Bool("wire.nstat", false, "log the TcpExt counters (/proc/net/netstat) of the kernel sender's namespace that moved over BenchmarkKernelWire's transfers (with -test.v)")
+	wirePcap       = flag.String("wire.pcap", "", "directory to write pcaps of each wire to: NAME.pcap what was offered to it, NAME.out.pcap what it handed on and when (a pair per test or sub-benchmark; headers only)")
 )
 
 // wireTimeout bounds one transfer (a deadline on both ends).
@@ -200,6 +202,17 @@ func wireConfig(tb testing.TB, imp netem.Impairment, spur *startSpurious) netem.
 			}
 		})
 		taps = append(taps, pc.Tap)
+		g, err := os.Create(filepath.Join(*wirePcap, name+".out.pcap"))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		out := netem.NewPcap(g, 128)
+		tb.Cleanup(func() {
+			if err := errors.Join(out.Err(), g.Close()); err != nil {
+				tb.Error(err)
+			}
+		})
+		c.DeliverTap = out.Tap
 	}
 	if spur != nil {
 		taps = append(taps, spur.Tap)
@@ -461,6 +474,7 @@ func subCounters(a, b netem.Counters) netem.Counters {
 		Delivered: a.Delivered - b.Delivered, Lost: a.Lost - b.Lost, BurstLost: a.BurstLost - b.BurstLost,
 		Duplicated: a.Duplicated - b.Duplicated, Reordered: a.Reordered - b.Reordered,
 		QueueDrops: a.QueueDrops - b.QueueDrops, Overflow: a.Overflow - b.Overflow,
+		Late: a.Late - b.Late, LateMax: a.LateMax, // the most over the wire's life
 	}
 }
 
@@ -472,7 +486,9 @@ func subCounters(a, b netem.Counters) netem.Counters {
 // receiver's EOF. Metrics per op, all of the sender but acks/op (the
 // receiver's segments) and qdrops/op (the wire's, both directions):
 // segs/op, retrans/op, dsack/op (retransmissions the receiver reported
-// as duplicates: spurious), rto/op.
+// as duplicates: spurious), rto/op; lateAB/op and lateBA/op count the
+// packets the wire itself handed on late (netem.Counters.Late), in our
+// direction and the kernel's: a check that the two runs met the same wire.
 //
 //	go test -run '^$' -bench KernelWire -benchtime 3x ./tcpflow/stack | go run ./internal/benchratio -counts
 func BenchmarkKernelWire(b *testing.B) {
@@ -502,6 +518,14 @@ func benchWire(b *testing.B, wn *wireNet, aSends bool, size int) {
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	var sum oneWay
+	sndNS := wn.nsB
+	if aSends {
+		sndNS = wn.nsA
+	}
+	var ext0 map[string]int64
+	if *wireNstat && sndNS != nil {
+		ext0 = tcpExt(b, sndNS)
+	}
 	b.ResetTimer()
 	b.StopTimer()
 	for range b.N {
@@ -519,6 +543,9 @@ func benchWire(b *testing.B, wn *wireNet, aSends bool, size int) {
 				b.Logf("kernel sender: min_rtt %d µs, srtt %d µs, reordering %d", info.Min_rtt, info.Rtt, info.Reordering)
 			}
 		}
+		if *wireTCPInfo {
+			b.Logf("wire: late %d/%d (max %v/%v)", r.wire.AtoB.Late, r.wire.BtoA.Late, r.wire.AtoB.LateMax, r.wire.BtoA.LateMax)
+		}
 		snd.Close()
 		rcv.Close()
 		if err != nil {
@@ -531,8 +558,13 @@ func benchWire(b *testing.B, wn *wireNet, aSends bool, size int) {
 		sum.rcv.segsOut += r.rcv.segsOut
 		sum.wire.AtoB.QueueDrops += r.wire.AtoB.QueueDrops + r.wire.BtoA.QueueDrops
 		sum.wire.AtoB.Overflow += r.wire.AtoB.Overflow + r.wire.BtoA.Overflow + wn.tunDrops(b) - drops
+		sum.wire.AtoB.Late += r.wire.AtoB.Late
+		sum.wire.BtoA.Late += r.wire.BtoA.Late
 	}
 	n := float64(b.N)
+	if ext0 != nil {
+		logTCPExt(b, ext0, tcpExt(b, sndNS))
+	}
 	b.ReportMetric(float64(sum.snd.segsOut)/n, "segs/op")
 	b.ReportMetric(float64(sum.snd.retrans)/n, "retrans/op")
 	b.ReportMetric(float64(sum.snd.dsacks)/n, "dsack/op")
@@ -540,6 +572,8 @@ func benchWire(b *testing.B, wn *wireNet, aSends bool, size int) {
 	b.ReportMetric(float64(sum.rcv.segsOut)/n, "acks/op")
 	b.ReportMetric(float64(sum.wire.AtoB.QueueDrops)/n, "qdrops/op")
 	b.ReportMetric(float64(sum.wire.AtoB.Overflow)/n, "hostdrops/op")
+	b.ReportMetric(float64(sum.wire.AtoB.Late)/n, "lateAB/op")
+	b.ReportMetric(float64(sum.wire.BtoA.Late)/n, "lateBA/op")
 	if wn.spur != nil {
 		b.ReportMetric(float64(wn.spur.total())/n, "startspur/op")
 	}
@@ -635,4 +669,43 @@ func testWireBothWays(t *testing.T, imp netem.Impairment, weDial bool) {
 	tcp := wn.stack.Stats().TCP
 	t.Logf("%d bytes each way in %v; wire to the kernel %s, from it %s; stack: %d segments out, %d retransmitted, %d RTOs, %d D-SACKs received",
 		len(ours), time.Since(start).Round(time.Millisecond), faults(st.AtoB), faults(st.BtoA), tcp.SegmentsOut, tcp.Retransmits, tcp.Timeouts, tcp.DSACKs)
+}
+
+// tcpExt returns the TcpExt counters of /proc/net/netstat in ns.
+func tcpExt(tb testing.TB, ns *testutil.TunNet) map[string]int64 {
+	tb.Helper()
+	args := ns.Exec("cat", "/proc/net/netstat")
+	out, err := exec.Command(args[0], args[1:]...).Output()
+	if err != nil {
+		tb.Fatalf("%v: %v", args, err)
+	}
+	m := map[string]int64{}
+	lines := strings.Split(string(out), "\n")
+	for i := 0; i+1 < len(lines); i += 2 {
+		names, vals := strings.Fields(lines[i]), strings.Fields(lines[i+1])
+		if len(names) == 0 || names[0] != "TcpExt:" || len(vals) != len(names) {
+			continue
+		}
+		for j := 1; j < len(names); j++ {
+			v, _ := strconv.ParseInt(vals[j], 10, 64)
+			m[names[j]] = v
+		}
+	}
+	return m
+}
+
+// logTCPExt logs the counters that moved from before to after, per op.
+func logTCPExt(b *testing.B, before, after map[string]int64) {
+	var keys []string
+	for k, v := range after {
+		if v != before[k] {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	var sb strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&sb, " %s=%.1f", k, float64(after[k]-before[k])/float64(b.N))
+	}
+	b.Logf("kernel sender's TcpExt per op:%s", sb.String())
 }

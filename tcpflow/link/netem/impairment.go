@@ -154,6 +154,11 @@ type Config struct {
 	// a time per direction). It must not keep pkt or block; Pcap.Tap
 	// records the packets.
 	Tap func(dir Dir, at time.Time, pkt []byte)
+	// DeliverTap, if not nil, is called with every packet the wire
+	// hands on, just before, from the goroutine delivering it (one at a
+	// time per direction), with the time it is handed on: with Tap, a
+	// packet's fate and its time on the wire. The same rules as Tap's.
+	DeliverTap func(dir Dir, at time.Time, pkt []byte)
 }
 
 // Dir names a direction of a wire.
@@ -191,7 +196,17 @@ type Counters struct {
 	MaxQueue               uint64 // the rate limiter's longest queue, in packets
 	MaxInFlight            uint64 // the most packets held at once
 	BadPeriods, BadPackets uint64 // Gilbert-Elliott bad periods entered, packets offered in them
+	// Late counts the packets handed on more than LateBound after they
+	// were due, and LateMax is the most any was: the wire's own timing
+	// error (a busy process or machine, or a receiver slow to take a
+	// batch), an impairment nobody asked for.
+	Late    uint64
+	LateMax time.Duration
 }
+
+// LateBound is how far past its time a packet may be handed on before
+// Counters.Late counts it.
+const LateBound = 200 * time.Microsecond
 
 // Stats are the counters of both directions of a wire.
 type Stats struct {

@@ -35,12 +35,14 @@ type direction struct {
 	dir     Dir
 	tap     func(Dir, time.Time, []byte)
 	tapBuf  []byte // hdr and payload joined for tap, under mu
+
+	deliverTap func(Dir, time.Time, []byte) // called under fireMu
 }
 
 var errNoReceiver = errors.New("netem: no receiver")
 
 func newDirection(im Impairment, cfg *Config, dir Dir, stream uint64, deliver func([]byte) error) (*direction, error) {
-	d := &direction{deliver: deliver, dir: dir, tap: cfg.Tap}
+	d := &direction{deliver: deliver, dir: dir, tap: cfg.Tap, deliverTap: cfg.DeliverTap}
 	d.pool.New = func() any { b := make([]byte, 0, 2048); return &b }
 	d.p = newPath(im, cfg.Seed, stream, d.alloc)
 	if cfg.Clock != nil {
@@ -111,9 +113,18 @@ func (d *direction) fire() {
 	d.delivering = uint64(len(d.batch))
 	d.mu.Unlock()
 
-	var ok, okBytes, failed uint64
+	var ok, okBytes, failed, late uint64
+	var lateMax time.Duration
 	for i := range d.batch {
 		b := d.batch[i].buf
+		now := d.sched.now()
+		if l := now.Sub(d.batch[i].at); l > LateBound {
+			late++
+			lateMax = max(lateMax, l)
+		}
+		if d.deliverTap != nil {
+			d.deliverTap(d.dir, now, *b)
+		}
 		if err := d.deliver(*b); err != nil {
 			failed++
 		} else {
@@ -129,6 +140,8 @@ func (d *direction) fire() {
 	d.p.c.Delivered += ok
 	d.p.c.DeliveredB += okBytes
 	d.p.c.WriteErrors += failed
+	d.p.c.Late += late
+	d.p.c.LateMax = max(d.p.c.LateMax, lateMax)
 	d.delivering = 0
 	if !d.closed {
 		d.armLocked()

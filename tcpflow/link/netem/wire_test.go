@@ -280,3 +280,51 @@ func TestRealTimeClose(t *testing.T) {
 	balance(t, st.AtoB)
 	balance(t, st.BtoA)
 }
+
+// TestDeliverTapAndLate checks that DeliverTap sees each packet handed
+// on, with the time it was handed on, and none the wire dropped, and
+// that a packet handed on more than LateBound after it was due (here
+// behind a receiver that took 3 ms over the one before it) is counted
+// in Late and LateMax.
+func TestDeliverTapAndLate(t *testing.T) {
+	clk := clock.NewManual(t0)
+	inner := newMemEP(clk)
+	type tapped struct {
+		dir Dir
+		id  int
+		at  time.Time
+	}
+	var offered, handed []tapped
+	e, err := Wrap(inner, Config{
+		Clock: clk,
+		AtoB:  Impairment{Loss: 1},
+		BtoA:  Impairment{Delay: time.Millisecond},
+		Tap:   func(d Dir, at time.Time, pkt []byte) { offered = append(offered, tapped{d, idOf(pkt), at}) },
+		DeliverTap: func(d Dir, at time.Time, pkt []byte) {
+			handed = append(handed, tapped{d, idOf(pkt), at})
+		},
+	})
+	require.NoError(t, err)
+	defer e.Close()
+	var got []delivery
+	e.SetReceiver(func(pkt []byte) {
+		got = append(got, delivery{idOf(pkt), clk.Now()})
+		if idOf(pkt) == 1 {
+			clk.Advance(3 * time.Millisecond) // a slow receiver
+		}
+	})
+
+	require.NoError(t, e.WritePacket(packet(9, 100))) // AtoB: lost
+	inner.inject(packet(1, 100))
+	inner.inject(packet(2, 100))
+	clk.Advance(time.Millisecond)
+
+	at1, at4 := t0.Add(time.Millisecond), t0.Add(4*time.Millisecond)
+	assert.Equal(t, []delivery{{1, at1}, {2, at4}}, got)
+	assert.Equal(t, []tapped{{DirAtoB, 9, t0}, {DirBtoA, 1, t0}, {DirBtoA, 2, t0}}, offered)
+	assert.Equal(t, []tapped{{DirBtoA, 1, at1}, {DirBtoA, 2, at4}}, handed, "handed on, the lost one not")
+	st := e.Stats()
+	assert.Equal(t, uint64(1), st.BtoA.Late, "the second, 3 ms after it was due")
+	assert.Equal(t, 3*time.Millisecond, st.BtoA.LateMax)
+	assert.Zero(t, st.AtoB.Late)
+}
