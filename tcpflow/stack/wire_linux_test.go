@@ -52,7 +52,7 @@ var (
 	wireTCPInfo    = flag.Bool("wire.tcpinfo", false, "log a kernel sender's minimum RTT, SRTT and reordering (TCP_INFO), and the wire's late packets, after each transfer of BenchmarkKernelWire")
 	wireStartSpur  = flag.Bool("wire.startspur", false, "report startspur/op in BenchmarkKernelWire: the sender's retransmissions in a connection's first 50 ms that the receiver D-SACKed")
 	wireOurLatency = flag.Duration("wire.ourlatency", 0, "latency added to our stack's direction of the wire in BenchmarkKernelWire's tcp=ours (netem's Latency, which the short cut of reordering takes too)")
-	wireNstat      = flag.Bool("wire.nstat", false, "log the TcpExt counters (/proc/net/netstat) of the kernel sender's namespace that moved over BenchmarkKernelWire's transfers (with -test.v)")
+	wireNstat      = flag.Bool("wire.nstat", false, "log the TcpExt counters (/proc/net/netstat) of the kernels' namespaces that moved over BenchmarkKernelWire's transfers (with -test.v)")
 	wirePcap       = flag.String("wire.pcap", "", "directory to write pcaps of each wire to: NAME.pcap what was offered to it, NAME.out.pcap what it handed on and when (a pair per test or sub-benchmark; headers only)")
 )
 
@@ -518,13 +518,16 @@ func benchWire(b *testing.B, wn *wireNet, aSends bool, size int) {
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	var sum oneWay
-	sndNS := wn.nsB
+	sndNS, rcvNS := wn.nsB, wn.nsA // rcvNS is nil for our stack
 	if aSends {
-		sndNS = wn.nsA
+		sndNS, rcvNS = wn.nsA, wn.nsB
 	}
-	var ext0 map[string]int64
+	var ext0, rext0 map[string]int64
 	if *wireNstat && sndNS != nil {
 		ext0 = tcpExt(b, sndNS)
+	}
+	if *wireNstat && rcvNS != nil {
+		rext0 = tcpExt(b, rcvNS)
 	}
 	b.ResetTimer()
 	b.StopTimer()
@@ -563,7 +566,10 @@ func benchWire(b *testing.B, wn *wireNet, aSends bool, size int) {
 	}
 	n := float64(b.N)
 	if ext0 != nil {
-		logTCPExt(b, ext0, tcpExt(b, sndNS))
+		logTCPExt(b, "sender", ext0, tcpExt(b, sndNS))
+	}
+	if rext0 != nil {
+		logTCPExt(b, "receiver", rext0, tcpExt(b, rcvNS))
 	}
 	b.ReportMetric(float64(sum.snd.segsOut)/n, "segs/op")
 	b.ReportMetric(float64(sum.snd.retrans)/n, "retrans/op")
@@ -695,7 +701,7 @@ func tcpExt(tb testing.TB, ns *testutil.TunNet) map[string]int64 {
 }
 
 // logTCPExt logs the counters that moved from before to after, per op.
-func logTCPExt(b *testing.B, before, after map[string]int64) {
+func logTCPExt(b *testing.B, who string, before, after map[string]int64) {
 	var keys []string
 	for k, v := range after {
 		if v != before[k] {
@@ -707,5 +713,5 @@ func logTCPExt(b *testing.B, before, after map[string]int64) {
 	for _, k := range keys {
 		fmt.Fprintf(&sb, " %s=%.1f", k, float64(after[k]-before[k])/float64(b.N))
 	}
-	b.Logf("kernel sender's TcpExt per op:%s", sb.String())
+	b.Logf("kernel %s's TcpExt per op:%s", who, sb.String())
 }
