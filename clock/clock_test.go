@@ -54,18 +54,29 @@ func TestReal(t *testing.T) {
 // with nothing else to do: the Go runtime then sleeps in the network
 // poller, whose timeout has millisecond resolution. It reports the mean
 // lateness per wait as late-µs/op.
+//
+// clock=fine is the same with a Fine clock (its own timerfd), which
+// keeps such waits:
+//
+//	go test -run '^$' -bench RealTimerLate -benchtime 200x ./clock
 func BenchmarkRealTimerLate(b *testing.B) {
 	for _, d := range []time.Duration{time.Microsecond, 20 * time.Microsecond, 100 * time.Microsecond} {
-		b.Run(d.String(), func(b *testing.B) {
-			c := Real()
-			fired := make(chan time.Time, 1)
-			var late time.Duration
-			for b.Loop() {
-				start := time.Now()
-				c.AfterFunc(d, func() { fired <- time.Now() })
-				late += (<-fired).Sub(start) - d
-			}
-			b.ReportMetric(float64(late.Microseconds())/float64(b.N), "late-µs/op")
+		b.Run(d.String()+"/clock=real", func(b *testing.B) { timerLate(b, Real(), d) })
+		b.Run(d.String()+"/clock=fine", func(b *testing.B) {
+			c := newFine(b)
+			defer c.Close()
+			timerLate(b, c, d)
 		})
 	}
+}
+
+func timerLate(b *testing.B, c Clock, d time.Duration) {
+	fired := make(chan time.Time, 1)
+	var late time.Duration
+	for b.Loop() {
+		start := time.Now()
+		c.AfterFunc(d, func() { fired <- time.Now() })
+		late += (<-fired).Sub(start) - d
+	}
+	b.ReportMetric(float64(late.Microseconds())/float64(b.N), "late-µs/op")
 }
