@@ -155,6 +155,8 @@ type endpoint struct {
 	rcvSpaceSeq  seqnum.Value  // rcvNxt when the round of rcvSpaceAt began (rcvtune.go)
 	rcvSpacePrev int32         // bytes that arrived in order in the busiest round so far
 	rcvSpace     int32         // the receive buffer the window offers (0: no data yet)
+	oooAcks      uint8         // ACKs sent at once for out-of-order arrivals at this rcvNxt (ackcomp.go)
+	acksHeld     uint8         // out-of-order arrivals whose ACK is held, since the last ACK sent
 	rcvSpaceAt   time.Duration // when the round began (Protocol.since)
 	rdBuf        []byte        // a waiting Read's buffer, filled from rdN on
 	rdN          int

@@ -41,6 +41,34 @@ type Protocol struct {
 	nextEph   uint32 // RFC 6056 algorithm 3 counter
 
 	handlers listeners.Handlers[tcpflow.Flow] // Process calls
+
+	fineMu   sync.Mutex
+	fine     *clock.Fine // the delayed-ACK timers' clock on the real clock, made on first use
+	fineDone bool        // Close closed fine (or there is none to make)
+}
+
+// ackClock returns the clock of the delayed-ACK timers, which also hold
+// compressed SACKs for a few hundred microseconds (ackcomp.go): on the
+// real clock a clock.Fine, made on first use and closed by Close, where
+// the system has one; otherwise the protocol's clock.
+func (p *Protocol) ackClock() clock.Clock {
+	if p.clk != clock.Real() {
+		return p.clk
+	}
+	p.fineMu.Lock()
+	defer p.fineMu.Unlock()
+	if p.fine == nil && !p.fineDone {
+		f, err := clock.NewFine()
+		if err != nil {
+			p.fineDone = true // the runtime's timers, then
+		} else {
+			p.fine = f
+		}
+	}
+	if p.fine == nil {
+		return p.clk
+	}
+	return p.fine
 }
 
 // New returns a Protocol.
@@ -108,6 +136,13 @@ func (p *Protocol) Close() error {
 	p.mu.Unlock()
 	for _, e := range all {
 		e.abort(net.ErrClosed)
+	}
+	p.fineMu.Lock()
+	f := p.fine
+	p.fine, p.fineDone = nil, true
+	p.fineMu.Unlock()
+	if f != nil {
+		f.Close()
 	}
 	return nil
 }

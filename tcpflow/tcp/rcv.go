@@ -74,6 +74,7 @@ func (e *endpoint) acceptable(s *segment) bool {
 // the out-of-order queue), handles its FIN and acknowledges it.
 func (e *endpoint) processData(s *segment) {
 	seq, data, fin := s.seq, s.data, s.has(header.TCPFlagFIN)
+	nxt := e.rcvNxt
 	if e.rcvSpace == 0 && len(data) > 0 {
 		e.rcvStart()
 	}
@@ -94,7 +95,9 @@ func (e *endpoint) processData(s *segment) {
 		}
 		data, seq = data[skip:], e.rcvNxt
 	}
+	atEdge := false
 	if end := seq.Add(seqnum.Size(len(data))); end.GreaterThan(e.rcvAdvEdge) {
+		atEdge = true
 		keep := 0
 		if seq.LessThan(e.rcvAdvEdge) {
 			keep = int(seq.Size(e.rcvAdvEdge))
@@ -126,11 +129,19 @@ func (e *endpoint) processData(s *segment) {
 	} else if !e.oooAdmit(seq, data) {
 		e.p.stats.budgetDrops.Add(1)
 	} else if len(data) > 0 || fin {
+		newBlock := len(data) > 0 && !e.oooTouches(seq, seq.Add(seqnum.Size(len(data))))
+		dup := e.dsack
 		e.insertOOO(seq, data, fin)
 		if len(data) > 0 {
 			e.noteRecentOOO(seq)
 		}
 		e.quickAcks = quickAcksAfterLoss
+		if !fin && !atEdge && !dup && !e.dsack && len(data) > 0 && e.holdAck(newBlock) {
+			return
+		}
+	}
+	if e.rcvNxt != nxt {
+		e.oooAcks = 0
 	}
 	e.ackReceived(quick)
 }
@@ -165,9 +176,9 @@ func (e *endpoint) ackReceived(quick bool) {
 	e.delackTimer.setIfStopped(d)
 }
 
-// onDelayedAck sends the ACK that processData delayed.
+// onDelayedAck sends the ACK that processData delayed or held.
 func (e *endpoint) onDelayedAck() {
-	if e.rcvAcked != e.rcvNxt && e.state != stateClosed {
+	if (e.rcvAcked != e.rcvNxt || e.acksHeld > 0) && e.state != stateClosed {
 		e.sendAck()
 	}
 }

@@ -148,7 +148,7 @@ func (e *endpoint) sendSegment(seq seqnum.Value, flags header.TCPFlags, data []b
 		WindowSize: e.windowField(false),
 		Options:    buf[:n],
 	}
-	e.rcvAcked = e.rcvNxt
+	e.rcvAcked, e.acksHeld = e.rcvNxt, 0
 	e.delackTimer.stop()
 	e.p.writeFieldsBuf(e.id, &f, data, &e.hdrBuf)
 }

@@ -64,7 +64,11 @@ func (t *timer) setIfStopped(d time.Duration) {
 func (t *timer) arm(now time.Duration) {
 	t.tAt = t.at
 	if t.t == nil {
-		t.t = t.e.p.clk.AfterFunc(t.at-now, t.fire)
+		clk := t.e.p.clk
+		if t.kind == timerDelayedACK {
+			clk = t.e.p.ackClock()
+		}
+		t.t = clk.AfterFunc(t.at-now, t.fire)
 		return
 	}
 	t.t.Reset(t.at - now)
