@@ -183,6 +183,22 @@ func openTun(tb testing.TB, n *testutil.TunNet) *tun.Endpoint {
 	return ep
 }
 
+// pcapFile returns a Pcap writing to the file name in -wire.pcap, which
+// it closes when tb ends.
+func pcapFile(tb testing.TB, name string) *netem.Pcap {
+	f, err := os.Create(filepath.Join(*wirePcap, name))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	pc := netem.NewPcap(f, 128)
+	tb.Cleanup(func() {
+		if err := errors.Join(pc.Err(), f.Close()); err != nil {
+			tb.Error(err)
+		}
+	})
+	return pc
+}
+
 // wireConfig is the configuration of a wire with imp in both
 // directions; with -wire.pcap, its packets' headers go to a pcap named
 // after tb, and with -wire.startspur spur counts them.
@@ -191,28 +207,8 @@ func wireConfig(tb testing.TB, imp netem.Impairment, spur *startSpurious) netem.
 	var taps []func(netem.Dir, time.Time, []byte)
 	if *wirePcap != "" {
 		name := strings.NewReplacer("/", "_", "%", "", ",", "_", "=", "-").Replace(tb.Name())
-		f, err := os.Create(filepath.Join(*wirePcap, name+".pcap"))
-		if err != nil {
-			tb.Fatal(err)
-		}
-		pc := netem.NewPcap(f, 128)
-		tb.Cleanup(func() {
-			if err := errors.Join(pc.Err(), f.Close()); err != nil {
-				tb.Error(err)
-			}
-		})
-		taps = append(taps, pc.Tap)
-		g, err := os.Create(filepath.Join(*wirePcap, name+".out.pcap"))
-		if err != nil {
-			tb.Fatal(err)
-		}
-		out := netem.NewPcap(g, 128)
-		tb.Cleanup(func() {
-			if err := errors.Join(out.Err(), g.Close()); err != nil {
-				tb.Error(err)
-			}
-		})
-		c.DeliverTap = out.Tap
+		taps = append(taps, pcapFile(tb, name+".pcap").Tap)
+		c.DeliverTap = pcapFile(tb, name+".out.pcap").Tap
 	}
 	if spur != nil {
 		taps = append(taps, spur.Tap)
