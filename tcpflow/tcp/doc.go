@@ -7,7 +7,10 @@
 // counters and dumps, connect.go holds the handshake
 // and the state machine, snd.go the send side (Nagle, retransmission,
 // RFC 6298 RTO, zero-window persist, keepalive), rcv.go the receive side
-// (out-of-order queue, SACK blocks, window, delayed ACKs), sack.go the
+// (out-of-order queue, SACK blocks, window, delayed ACKs), ackcomp.go
+// its SACK compression (Linux's), rcvtune.go the receive window's
+// autotuning, metrics.go what a path showed kept for the next
+// connection (RFC 9040), sack.go the
 // scoreboard (RFC 6675), RACK and tail loss probes (RFC 8985), cc.go
 // congestion control (CUBIC, RFC 9438, by default; NewReno, RFC 5681
 // and RFC 6582, as Options.CongestionControl), hystart.go the end of

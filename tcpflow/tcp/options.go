@@ -117,7 +117,8 @@ type Options struct {
 	ChecksumOffload bool
 	// DelayedACK is how long the ACK of in-order data may wait for a
 	// second segment or for data to carry it (RFC 5681 section 4.2);
-	// negative sends every ACK at once.
+	// negative sends every ACK at once, SACKs too (no SACK
+	// compression).
 	DelayedACK time.Duration
 	// CongestionControl selects the congestion controller; the zero
 	// value is CUBIC.
