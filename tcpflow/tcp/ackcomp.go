@@ -1,11 +1,6 @@
 package tcp
 
-import (
-	"sort"
-	"time"
-
-	"github.com/conduit-go/conduit/tcpflow/internal/seqnum"
-)
+import "time"
 
 // SACK compression, as Linux's receiver does it (__tcp_ack_snd_check,
 // tcp_comp_sack_*): while data is queued out of order, the first
@@ -58,12 +53,4 @@ func (e *endpoint) holdAck(newBlock bool) bool {
 		e.delackTimer.set(min(e.srtt/20, sackHoldMax))
 	}
 	return true
-}
-
-// oooTouches reports whether [seq, end) overlaps or adjoins a segment
-// queued out of order: whether its arrival would extend a SACK block
-// rather than open one.
-func (e *endpoint) oooTouches(seq, end seqnum.Value) bool {
-	i := sort.Search(len(e.ooo), func(i int) bool { return e.ooo[i].end().GreaterThanEq(seq) })
-	return i < len(e.ooo) && e.ooo[i].seq.LessThanEq(end)
 }

@@ -129,14 +129,14 @@ func (e *endpoint) processData(s *segment) {
 	} else if !e.oooAdmit(seq, data) {
 		e.p.stats.budgetDrops.Add(1)
 	} else if len(data) > 0 || fin {
-		newBlock := len(data) > 0 && !e.oooTouches(seq, seq.Add(seqnum.Size(len(data))))
-		dup := e.dsack
 		e.insertOOO(seq, data, fin)
+		newBlock := false // the arrival neither extends nor joins a block
 		if len(data) > 0 {
-			e.noteRecentOOO(seq)
+			start, end := e.noteRecentOOO(seq)
+			newBlock = start == seq && end == seq.Add(seqnum.Size(len(data)))
 		}
 		e.quickAcks = quickAcksAfterLoss
-		if !fin && !atEdge && !dup && !e.dsack && len(data) > 0 && e.holdAck(newBlock) {
+		if !fin && !atEdge && !e.dsack && len(data) > 0 && e.holdAck(newBlock) {
 			return
 		}
 	}

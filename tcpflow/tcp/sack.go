@@ -492,13 +492,14 @@ const sackRecent = 3
 
 // noteRecentOOO records that out-of-order data starting at seq (now in
 // the queue) arrived: its block becomes the most recent, and older
-// entries for the same block, or for data rcvNxt has passed, go.
-func (e *endpoint) noteRecentOOO(seq seqnum.Value) {
+// entries for the same block, or for data rcvNxt has passed, go. It
+// returns the block, [start, end) (empty if seq is not queued).
+func (e *endpoint) noteRecentOOO(seq seqnum.Value) (start, end seqnum.Value) {
 	i := sort.Search(len(e.ooo), func(i int) bool { return e.ooo[i].end().GreaterThan(seq) })
 	if i == len(e.ooo) || e.ooo[i].seq.GreaterThan(seq) {
-		return
+		return seq, seq
 	}
-	_, _, start, end := oooBlock(e.ooo, i)
+	_, _, start, end = oooBlock(e.ooo, i)
 	var r [sackRecent]seqnum.Value
 	r[0] = start
 	n := 1
@@ -513,6 +514,7 @@ func (e *endpoint) noteRecentOOO(seq seqnum.Value) {
 		n++
 	}
 	e.oooRecent, e.nOOORecent = r, uint8(n)
+	return start, end
 }
 
 // sackBlocks fills o, after any blocks already there (a D-SACK), up to
