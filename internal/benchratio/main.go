@@ -12,6 +12,18 @@
 // and allocs/op, such as the retrans/op of a TCP comparison: there,
 // below 1 means ours has fewer. A unit ours has none of prints 0, one
 // only ours has prints inf.
+//
+// With -ci each ratio is instead the geometric mean of the rounds'
+// ratios, the i-th result of ours taken with the i-th of the peer (the
+// pairs an interleaved loop or -count produces: each round ran both
+// under the same conditions), followed by its 95 % confidence interval
+// (Student's t on the logarithms of the ratios):
+//
+//	retrans/op 1.049 [0.981–1.122]
+//
+// An interval that holds 1 does not separate ours from the peer. A
+// unit with fewer than three rounds, unequal counts or a zero in a round
+// prints the ratio of the medians, as without -ci.
 package main
 
 import (
@@ -19,6 +31,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"sort"
 	"strconv"
@@ -28,15 +41,23 @@ import (
 type sample map[string][]float64 // unit → values
 
 func main() {
-	counts := flag.Bool("counts", false, "also print ours/peer for units that are not rates (counts such as retrans/op)")
+	var o options
+	flag.BoolVar(&o.counts, "counts", false, "also print ours/peer for units that are not rates (counts such as retrans/op)")
+	flag.BoolVar(&o.ci, "ci", false, "print the geometric mean of the paired rounds' ratios and its 95 % confidence interval")
 	flag.Parse()
-	if err := run(os.Stdin, os.Stdout, *counts); err != nil {
+	if err := run(os.Stdin, os.Stdout, o); err != nil {
 		fmt.Fprintln(os.Stderr, "benchratio:", err)
 		os.Exit(1)
 	}
 }
 
-func run(r io.Reader, w io.Writer, counts bool) error {
+// options are the command's flags.
+type options struct {
+	counts bool // ratios of counts as well as of rates
+	ci     bool // paired geometric means with confidence intervals
+}
+
+func run(r io.Reader, w io.Writer, o options) error {
 	results := map[string]sample{}
 	var order []string
 	sc := bufio.NewScanner(r)
@@ -82,22 +103,25 @@ func run(r io.Reader, w io.Writer, counts bool) error {
 				if !ok {
 					continue
 				}
-				o, p := median(ours[unit]), median(pv)
+				ov := ours[unit]
+				om, pm := median(ov), median(pv)
 				rate := unit == "ns/op" || strings.HasSuffix(unit, "/s")
-				if !rate {
-					if counts && unit != "B/op" && unit != "allocs/op" && (o != 0 || p != 0) {
-						fmt.Fprintf(w, " %s %s", unit, countRatio(o, p))
+				if !rate && (!o.counts || unit == "B/op" || unit == "allocs/op" || om == 0 && pm == 0) {
+					continue
+				}
+				if rate && (om == 0 || pm == 0) {
+					continue
+				}
+				if unit == "ns/op" { // faster is above 1, as for a rate
+					ov, pv, om, pm = pv, ov, pm, om
+				}
+				if o.ci {
+					if gm, lo, hi, ok := pairedRatio(ov, pv); ok {
+						fmt.Fprintf(w, " %s %.3f [%.3f–%.3f]", unit, gm, lo, hi)
+						continue
 					}
-					continue
 				}
-				if o == 0 || p == 0 {
-					continue
-				}
-				ratio := o / p
-				if unit == "ns/op" {
-					ratio = p / o
-				}
-				fmt.Fprintf(w, " %s %.3f", unit, ratio)
+				fmt.Fprintf(w, " %s %s", unit, countRatio(om, pm))
 			}
 			fmt.Fprintln(w)
 		}
@@ -105,7 +129,54 @@ func run(r io.Reader, w io.Writer, counts bool) error {
 	return nil
 }
 
-// countRatio formats ours/peer for a count, not both zero.
+// pairedRatio returns the geometric mean of ours[i]/peer[i] and its
+// 95 % confidence interval; ok is false if there are fewer than three
+// pairs, the counts differ or a value is not positive.
+func pairedRatio(ours, peer []float64) (gm, lo, hi float64, ok bool) {
+	n := len(ours)
+	if n < 3 || n != len(peer) {
+		return 0, 0, 0, false
+	}
+	logs := make([]float64, n)
+	var mean float64
+	for i := range ours {
+		if ours[i] <= 0 || peer[i] <= 0 {
+			return 0, 0, 0, false
+		}
+		logs[i] = math.Log(ours[i] / peer[i])
+		mean += logs[i]
+	}
+	mean /= float64(n)
+	var ss float64
+	for _, l := range logs {
+		ss += (l - mean) * (l - mean)
+	}
+	half := tQuantile95(n-1) * math.Sqrt(ss/float64(n-1)/float64(n))
+	return math.Exp(mean), math.Exp(mean - half), math.Exp(mean + half), true
+}
+
+// tQuantile95 is the two-sided 95 % quantile of Student's t with df
+// degrees of freedom (above 30, the nearest tabulated value at or below
+// df's, which errs wide).
+func tQuantile95(df int) float64 {
+	table := [...]float64{12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+		2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+		2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042}
+	switch {
+	case df <= len(table):
+		return table[df-1]
+	case df < 40:
+		return table[len(table)-1]
+	case df < 60:
+		return 2.021
+	case df < 120:
+		return 2.000
+	default:
+		return 1.980
+	}
+}
+
+// countRatio formats ours/peer, not both zero.
 func countRatio(o, p float64) string {
 	if p == 0 {
 		return "inf"

@@ -22,7 +22,7 @@ BenchmarkSolo-2          10    5 ns/op
 PASS
 `
 	var out bytes.Buffer
-	require.NoError(t, run(strings.NewReader(in), &out, false))
+	require.NoError(t, run(strings.NewReader(in), &out, options{}))
 	require.Equal(t, "BenchmarkBulk: ours vs raw: MB/s 2.500 ns/op 2.000\n"+
 		"BenchmarkPing: ours vs peer: ns/op 0.500 rt/s 0.500\n", out.String())
 }
@@ -34,9 +34,32 @@ BenchmarkWire/x/tcp=ours-2    3   1000 ns/op   4.00 MB/s   200 retrans/op   0 rt
 BenchmarkWire/x/tcp=linux-2   3   2000 ns/op   2.00 MB/s   100 retrans/op   5 rto/op   0 dsack/op   0 qdrops/op   20 B/op   2 allocs/op
 `
 	var out bytes.Buffer
-	require.NoError(t, run(strings.NewReader(in), &out, true))
+	require.NoError(t, run(strings.NewReader(in), &out, options{counts: true}))
 	require.Equal(t, "BenchmarkWire/x: tcp=ours vs tcp=linux: MB/s 2.000 dsack/op inf ns/op 2.000 retrans/op 2.500 rto/op 0.000\n", out.String())
 	out.Reset()
-	require.NoError(t, run(strings.NewReader(in), &out, false))
+	require.NoError(t, run(strings.NewReader(in), &out, options{}))
 	require.Equal(t, "BenchmarkWire/x: tcp=ours vs tcp=linux: MB/s 2.000 ns/op 2.000\n", out.String())
+}
+
+func TestPairedCI(t *testing.T) {
+	// Three rounds: retrans/op's ratios are e^0.1, e^-0.1 and 1, so the
+	// geometric mean is 1 and the interval 1 ± t(2)·0.1/√3 in logarithms;
+	// ns/op's are 2, 2.2 and 1.8 (the peer slower); rto/op has a zero
+	// in a round, so it falls back to the medians' ratio.
+	in := `BenchmarkWire/x/tcp=ours-2    10   1000 ns/op   110.517 retrans/op   0 rto/op
+BenchmarkWire/x/tcp=linux-2   10   2000 ns/op   100 retrans/op   1 rto/op
+BenchmarkWire/x/tcp=ours-2    10   1000 ns/op   90.484 retrans/op   2 rto/op
+BenchmarkWire/x/tcp=linux-2   10   2200 ns/op   100 retrans/op   1 rto/op
+BenchmarkWire/x/tcp=ours-2    10   1000 ns/op   100 retrans/op   1 rto/op
+BenchmarkWire/x/tcp=linux-2   10   1800 ns/op   100 retrans/op   2 rto/op
+`
+	var out bytes.Buffer
+	require.NoError(t, run(strings.NewReader(in), &out, options{counts: true, ci: true}))
+	require.Equal(t, "BenchmarkWire/x: tcp=ours vs tcp=linux: ns/op 1.993 [1.553–2.558] retrans/op 1.000 [0.780–1.282] rto/op 1.000\n", out.String())
+
+	// Two rounds are too few for an interval: the medians' ratio.
+	out.Reset()
+	two := strings.Join(strings.Split(in, "\n")[:4], "\n") + "\n"
+	require.NoError(t, run(strings.NewReader(two), &out, options{counts: true, ci: true}))
+	require.Equal(t, "BenchmarkWire/x: tcp=ours vs tcp=linux: ns/op 2.100 retrans/op 1.005 rto/op 1.000\n", out.String())
 }
