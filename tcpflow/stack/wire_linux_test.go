@@ -49,7 +49,7 @@ var (
 	wireBytes      = flag.Int("wire.bytes", 0, "bytes per transfer in BenchmarkKernelWire (0: each setting's own, 4 to 16 MiB)")
 	wireTest       = flag.Int("wire.testbytes", 1<<20, "bytes each way in TestKernelWire")
 	wireTxQueue    = flag.Int("wire.txqueue", tunTxQueue, "txqueuelen of the TUN devices")
-	wireTCPInfo    = flag.Bool("wire.tcpinfo", false, "log a kernel sender's minimum RTT, SRTT and reordering (TCP_INFO), and the wire's late packets, after each transfer of BenchmarkKernelWire")
+	wireTCPInfo    = flag.Bool("wire.tcpinfo", false, "log a kernel sender's minimum RTT, SRTT and reordering (TCP_INFO) with the transfer's retransmissions, D-SACKs and RTOs, and the wire's late packets, after each transfer of BenchmarkKernelWire")
 	wireStartSpur  = flag.Bool("wire.startspur", false, "report startspur/op in BenchmarkKernelWire: the sender's retransmissions in a connection's first 50 ms that the receiver D-SACKed")
 	wireOurLatency = flag.Duration("wire.ourlatency", 0, "latency added to our stack's direction of the wire in BenchmarkKernelWire's tcp=ours (netem's Latency, which the short cut of reordering takes too)")
 	wireNstat      = flag.Bool("wire.nstat", false, "log the TcpExt counters (/proc/net/netstat) of the kernels' namespaces that moved over BenchmarkKernelWire's transfers (with -test.v)")
@@ -539,7 +539,8 @@ func benchWire(b *testing.B, wn *wireNet, aSends bool, size int) {
 		b.StopTimer()
 		if k, ok := snd.(*net.TCPConn); ok && *wireTCPInfo {
 			if info, err := tcpInfo(k); err == nil {
-				b.Logf("kernel sender: min_rtt %d µs, srtt %d µs, reordering %d", info.Min_rtt, info.Rtt, info.Reordering)
+				b.Logf("kernel sender: min_rtt %d µs, srtt %d µs, reordering %d; this transfer: retrans %d, dsack %d, rto %d",
+					info.Min_rtt, info.Rtt, info.Reordering, r.snd.retrans, r.snd.dsacks, r.snd.rtos)
 			}
 		}
 		if *wireTCPInfo {
