@@ -24,6 +24,11 @@ type Waker struct {
 	baseMono  int64     // CLOCK_MONOTONIC at base, in nanoseconds
 	done      chan struct{}
 	closeOnce sync.Once
+
+	// mu keeps Arm off the descriptors once Close has closed them
+	// (their numbers may belong to other files by then).
+	mu     sync.RWMutex
+	closed bool
 }
 
 // New returns a Waker calling fire, its goroutine started.
@@ -67,13 +72,17 @@ func (w *Waker) closeFDs() {
 	}
 }
 
-// Arm has the function called at at (at once if at has passed).
+// Arm has the function called at at (at once if at has passed). After
+// Close it does nothing.
 func (w *Waker) Arm(at time.Time) {
 	ns := max(w.baseMono+int64(at.Sub(w.base)), 1) // zero would disarm
 	spec := unix.ItimerSpec{Value: unix.NsecToTimespec(ns)}
-	// It fails only for bad arguments, or once Close closed the fd,
-	// when there is nothing left to wake.
-	unix.TimerfdSettime(w.tfd, unix.TFD_TIMER_ABSTIME, &spec, nil)
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	if !w.closed {
+		// It fails only for bad arguments.
+		unix.TimerfdSettime(w.tfd, unix.TFD_TIMER_ABSTIME, &spec, nil)
+	}
 }
 
 func (w *Waker) loop() {
@@ -113,6 +122,9 @@ func (w *Waker) Close() {
 		one := [8]byte{1}
 		unix.Write(w.efd, one[:])
 		<-w.done
+		w.mu.Lock()
+		w.closed = true
 		w.closeFDs()
+		w.mu.Unlock()
 	})
 }
