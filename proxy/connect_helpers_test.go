@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -225,6 +226,9 @@ func hcStartPeer(t testing.TB, write func(port int), start func() *testutil.Proc
 		write(port)
 		p := start()
 		if hcWaitLine(p, ready, 60*time.Second) {
+			// The line says the port is open; see that it accepts (and
+			// fail with the peer's log if it died after saying so).
+			testutil.WaitListening(t, p, netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port)), "the peer")
 			return port
 		}
 		last = p.Stderr()
