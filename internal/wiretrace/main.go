@@ -16,12 +16,21 @@
 //     or the report handed to the sender at most or more than 0.1 ms
 //     before.
 //
-//     go test -c -o /tmp/wire.test ./tcpflow/stack && cd tcpflow/stack
-//     /tmp/wire.test -test.run '^$' -test.bench 'KernelWire/loss=2%,reorder=25%/recv' -test.benchtime 10x -wire.pcap /tmp/pcap
-//     go run ./internal/wiretrace /tmp/pcap/*recv*.out.pcap
+// With -wire.devpcap as well, the test also captures kernel B at its
+// TUN device with the kernel's timestamps (NAME.dev.sent.pcap, what the
+// kernel handed to the device; NAME.dev.got.pcap, what the device
+// handed it); wiretrace then also reports how long B's packets waited
+// in the device for the wire to read them and how long the wire's
+// writes took to reach B, and sorts the spurious retransmissions a
+// second time by the kernel's times: sent when the kernel handed it to
+// its device, the report had when the device handed it to the kernel.
 //
-// Each argument names a wire's pair of files by either of them or by
-// their common prefix.
+//	go test -c -o /tmp/wire.test ./tcpflow/stack && cd tcpflow/stack
+//	/tmp/wire.test -test.run '^$' -test.bench 'KernelWire/loss=2%,reorder=25%/recv' -test.benchtime 10x -wire.pcap /tmp/pcap
+//	go run ./internal/wiretrace /tmp/pcap/*recv*.out.pcap
+//
+// Each argument names a wire's files by any of them or by their common
+// prefix.
 package main
 
 import (
@@ -46,7 +55,10 @@ func main() {
 func run(w io.Writer, args []string) error {
 	seen := map[string]bool{}
 	for _, a := range args {
-		name := strings.TrimSuffix(strings.TrimSuffix(a, ".pcap"), ".out")
+		name := strings.TrimSuffix(a, ".pcap")
+		for _, suf := range []string{".out", ".dev.sent", ".dev.got"} {
+			name = strings.TrimSuffix(name, suf)
+		}
 		if seen[name] {
 			continue
 		}
@@ -56,6 +68,30 @@ func run(w io.Writer, args []string) error {
 		}
 	}
 	return nil
+}
+
+// device is a capture of a kernel at its device: NAME.dev.sent.pcap and
+// NAME.dev.got.pcap, which -wire.devpcap writes.
+type device struct {
+	sent, got []record
+	m         *devMatch
+}
+
+// readDevice reads name's device capture; it returns nil if there is
+// none.
+func readDevice(name string) (*device, error) {
+	sent, err := readPcap(name + ".dev.sent.pcap")
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	got, err := readPcap(name + ".dev.got.pcap")
+	if err != nil {
+		return nil, err
+	}
+	return &device{sent: sent, got: got}, nil
 }
 
 func traceOne(w io.Writer, name string) error {
@@ -74,7 +110,18 @@ func traceOne(w io.Writer, name string) error {
 	if len(segs) == 0 {
 		return errors.New(name + ": no TCP segments")
 	}
+	dev, err := readDevice(name)
+	if err != nil {
+		return err
+	}
+	if dev != nil {
+		m := matchDevice(segs, dev.sent, dev.got)
+		dev.m = &m
+	}
 	r := analyze(segs)
+	if dev != nil {
+		r.dev = dev.m
+	}
 	r.write(w, name)
 	return nil
 }

@@ -21,6 +21,13 @@ type segment struct {
 
 	offered time.Time
 	handed  []time.Time
+	raw     string // the bytes captured, which identify it
+
+	// With a capture of the kernel at its device: when it handed the
+	// segment to the device, and when it was handed each copy (zero
+	// if it was not captured, as for segments to the other side).
+	kSent time.Time
+	kGot  []time.Time
 }
 
 // delivered reports whether a copy was handed on, and the first time.
@@ -74,7 +81,7 @@ func match(offered, handed []record) ([]*segment, error) {
 		if !ok {
 			continue
 		}
-		s.offered = r.at
+		s.offered, s.raw = r.at, string(r.data)
 		p := &s
 		segs = append(segs, p)
 		byBytes[string(r.data)] = append(byBytes[string(r.data)], p)
@@ -100,6 +107,78 @@ func match(offered, handed []record) ([]*segment, error) {
 	// The two directions' taps share the file: keep it in time order.
 	sort.SliceStable(segs, func(i, j int) bool { return segs[i].offered.Before(segs[j].offered) })
 	return segs, nil
+}
+
+// devMatch is how many of a device capture's packets matched the wire's.
+type devMatch struct {
+	sent, sentUnmatched int
+	got, gotUnmatched   int
+}
+
+// matchDevice sets the kernel's times of segs from a capture of the
+// kernel at its device: sent, what it handed to the device (which the
+// wire then read and was offered), and got, what it was handed (which
+// the wire handed on), matched by their captured bytes, the n-th
+// capture with the n-th offer or copy handed on. Packets that match
+// nothing (those not yet read when the capture ended, those of other
+// protocols) are counted, not an error.
+func matchDevice(segs []*segment, sent, got []record) devMatch {
+	var m devMatch
+	offers := map[string][]*segment{}
+	type cp struct {
+		s *segment
+		i int
+	}
+	copies := map[string][]cp{}
+	for _, s := range segs {
+		offers[s.raw] = append(offers[s.raw], s)
+		for i := range s.handed {
+			copies[s.raw] = append(copies[s.raw], cp{s, i})
+		}
+		s.kGot = make([]time.Time, len(s.handed))
+	}
+	for _, cs := range copies {
+		sort.SliceStable(cs, func(i, j int) bool { return cs[i].s.handed[cs[i].i].Before(cs[j].s.handed[cs[j].i]) })
+	}
+	for _, r := range sent {
+		if _, ok := parseSegment(r.data); !ok {
+			continue
+		}
+		k := string(r.data)
+		if len(offers[k]) == 0 {
+			m.sentUnmatched++
+			continue
+		}
+		offers[k][0].kSent = r.at
+		offers[k] = offers[k][1:]
+		m.sent++
+	}
+	for _, r := range got {
+		if _, ok := parseSegment(r.data); !ok {
+			continue
+		}
+		k := string(r.data)
+		if len(copies[k]) == 0 {
+			m.gotUnmatched++
+			continue
+		}
+		c := copies[k][0]
+		c.s.kGot[c.i] = r.at
+		copies[k] = copies[k][1:]
+		m.got++
+	}
+	return m
+}
+
+// kernelGot returns the first time the kernel was handed a copy of s.
+func (s *segment) kernelGot() (time.Time, bool) {
+	var first time.Time
+	for _, t := range s.kGot {
+		if !t.IsZero() && (first.IsZero() || t.Before(first)) {
+			first = t
+		}
+	}
+	return first, !first.IsZero()
 }
 
 // flow is one TCP connection, seen from the wire: the side that sent

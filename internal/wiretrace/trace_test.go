@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -137,7 +138,7 @@ func TestTrace(t *testing.T) {
 	assert.Equal(t, 1, r.conns)
 	assert.Equal(t, retransReport{
 		total: 7, spurious: 5, lostSpurious: 1,
-		originalLate: 1, notReported: 1, reportOnWire: 1, reportJustIn: 1, reportOld: 1,
+		wire: spuriousSort{originalLate: 1, notReported: 1, reportOnWire: 1, reportJustIn: 1, reportOld: 1},
 	}, r.retrans)
 	// New data reached the receiver eight times (D1–D7 and R8); each
 	// was reported 5 or 10 µs later.
@@ -152,6 +153,90 @@ func TestTrace(t *testing.T) {
 	assert.Equal(t, 1, strings.Count(out.String(), "connections"), "one report per wire")
 	assert.Contains(t, out.String(), "receiver turnaround (8): p10 5 µs p50 5 µs p90 10 µs")
 	assert.Contains(t, out.String(), "retransmissions 7, spurious 5 (and 1 lost on the wire)")
+}
+
+// writeDevice writes, beside the wire's pcaps at name, a capture of the
+// sender's kernel at its device: it handed each of the sender's
+// segments to the device 5 µs before the wire was offered it, or at
+// sent[i] µs for segment i of script; and it was handed each copy of an
+// ACK 3 µs after the wire handed it on, or got[i] µs after. One packet
+// more that the wire never read ends the sent capture.
+func writeDevice(t *testing.T, name string, script []seg, sent, got map[int]int) {
+	var sb, gb bytes.Buffer
+	ps, pg := netem.NewPcap(&sb, 128), netem.NewPcap(&gb, 128)
+	at := func(us int) time.Time { return t0.Add(time.Duration(us) * time.Microsecond) }
+	type rec struct {
+		at  int
+		pkt []byte
+	}
+	var gots []rec
+	for i, s := range script {
+		p := packet(t, s, uint16(i+1))
+		if s.fromSender {
+			us, ok := sent[i]
+			if !ok {
+				us = s.off - 5
+			}
+			ps.Tap(netem.DirAtoB, at(us), p)
+			continue
+		}
+		for _, h := range s.hand {
+			lag, ok := got[i]
+			if !ok {
+				lag = 3
+			}
+			gots = append(gots, rec{h + lag, p})
+		}
+	}
+	ps.Tap(netem.DirAtoB, at(20000), packet(t, seg{fromSender: true, seq: 9001, payload: 100}, 999))
+	sort.Slice(gots, func(i, j int) bool { return gots[i].at < gots[j].at })
+	for _, g := range gots {
+		pg.Tap(netem.DirAtoB, at(g.at), g.pkt)
+	}
+	require.NoError(t, ps.Err())
+	require.NoError(t, pg.Err())
+	require.NoError(t, os.WriteFile(name+".dev.sent.pcap", sb.Bytes(), 0o644))
+	require.NoError(t, os.WriteFile(name+".dev.got.pcap", gb.Bytes(), 0o644))
+}
+
+func TestTraceDevice(t *testing.T) {
+	name := writeWire(t, wireScript)
+	// R4 (script[9]) waited 1.1 ms in the device: the kernel sent it
+	// before A3 (script[6]), which reaches the kernel 10 µs after the
+	// wire handed it on, had arrived. The wire saw it sent 950 µs after.
+	writeDevice(t, name, wireScript, map[int]int{9: 1900}, map[int]int{6: 10})
+	offered, err := readPcap(name + ".pcap")
+	require.NoError(t, err)
+	handed, err := readPcap(name + ".out.pcap")
+	require.NoError(t, err)
+	dev, err := readDevice(name)
+	require.NoError(t, err)
+	require.NotNil(t, dev)
+	segs, err := match(offered, handed)
+	require.NoError(t, err)
+	m := matchDevice(segs, dev.sent, dev.got)
+	assert.Equal(t, devMatch{sent: 15, sentUnmatched: 1, got: 9}, m)
+	r := analyze(segs)
+	assert.Equal(t, spuriousSort{originalLate: 1, notReported: 1, reportOnWire: 1, reportJustIn: 1, reportOld: 1}, r.retrans.wire)
+	// By the kernel's times R7, sent 2 µs before D7 arrived, was
+	// early rather than unreported, and R4's report had not arrived.
+	assert.Equal(t, 5, r.retrans.kernelOf)
+	assert.Equal(t, spuriousSort{originalLate: 2, reportOnWire: 2, reportJustIn: 1}, r.retrans.kernel)
+	assert.Len(t, r.devQueue, 15)
+	assert.Equal(t, 1100*time.Microsecond, percentile(r.devQueue, 100))
+	assert.Len(t, r.devLag, 9, "every copy of an ACK, the duplicate's too")
+	assert.Equal(t, 10*time.Microsecond, percentile(r.devLag, 100))
+
+	var out bytes.Buffer
+	require.NoError(t, run(&out, []string{name + ".dev.got.pcap"}))
+	assert.Contains(t, out.String(), "device capture: 15 sent matched (1 not), 9 received matched (0 not)")
+	assert.Contains(t, out.String(), "by the kernel's times (5 of them)")
+
+	// Without the capture, no kernel's view.
+	require.NoError(t, os.Remove(name+".dev.sent.pcap"))
+	out.Reset()
+	require.NoError(t, run(&out, []string{name}))
+	assert.NotContains(t, out.String(), "kernel's times")
 }
 
 func TestTraceCumulativeReport(t *testing.T) {
@@ -194,15 +279,15 @@ func TestMatchErrors(t *testing.T) {
 	require.ErrorContains(t, err, "record 1")
 }
 
-// FuzzTrace: any bytes as the two files: an error or a report, never a
-// panic.
+// FuzzTrace: any bytes as the wire's two files and a device capture's
+// two: an error or a report, never a panic.
 func FuzzTrace(f *testing.F) {
 	var buf bytes.Buffer
 	pc := netem.NewPcap(&buf, 128)
 	pc.Tap(netem.DirAtoB, t0, []byte{0x45, 0, 0, 40, 0, 1, 0, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
 		0x9c, 0x40, 0, 80, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x10, 3, 0xe8, 0, 0, 0, 0})
-	f.Add(buf.Bytes(), buf.Bytes())
-	f.Fuzz(func(t *testing.T, a, b []byte) {
+	f.Add(buf.Bytes(), buf.Bytes(), buf.Bytes(), buf.Bytes())
+	f.Fuzz(func(t *testing.T, a, b, c, d []byte) {
 		offered, err := parsePcap(bytes.NewReader(a))
 		if err != nil {
 			return
@@ -215,7 +300,15 @@ func FuzzTrace(f *testing.F) {
 		if err != nil {
 			return
 		}
+		sent, err1 := parsePcap(bytes.NewReader(c))
+		got, err2 := parsePcap(bytes.NewReader(d))
+		var m *devMatch
+		if err1 == nil && err2 == nil {
+			dm := matchDevice(segs, sent, got)
+			m = &dm
+		}
 		r := analyze(segs)
+		r.dev = m
 		r.write(&bytes.Buffer{}, "fuzz")
 	})
 }
