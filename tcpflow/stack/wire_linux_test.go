@@ -54,6 +54,7 @@ var (
 	wireOurLatency = flag.Duration("wire.ourlatency", 0, "latency added to our stack's direction of the wire in BenchmarkKernelWire's tcp=ours (netem's Latency, which the short cut of reordering takes too)")
 	wireNstat      = flag.Bool("wire.nstat", false, "log the TcpExt counters (/proc/net/netstat) of the kernels' namespaces that moved over BenchmarkKernelWire's transfers (with -test.v)")
 	wirePcap       = flag.String("wire.pcap", "", "directory to write pcaps of each wire to: NAME.pcap what was offered to it, NAME.out.pcap what it handed on and when (a pair per test or sub-benchmark; headers only)")
+	wireDevPcap    = flag.Bool("wire.devpcap", false, "with -wire.pcap, also capture kernel B at its TUN device, with the kernel's timestamps: NAME.dev.sent.pcap what it handed to the device, NAME.dev.got.pcap what it was handed")
 )
 
 // wireTimeout bounds one transfer (a deadline on both ends).
@@ -199,6 +200,19 @@ func pcapFile(tb testing.TB, name string) *netem.Pcap {
 	return pc
 }
 
+// pcapName is the prefix of tb's files in -wire.pcap.
+func pcapName(tb testing.TB) string {
+	return strings.NewReplacer("/", "_", "%", "", ",", "_", "=", "-").Replace(tb.Name())
+}
+
+// captureB starts, with -wire.pcap and -wire.devpcap, the capture of
+// kernel B at its device.
+func captureB(tb testing.TB, nb *testutil.TunNet) {
+	if *wirePcap != "" && *wireDevPcap {
+		startDevCapture(tb, nb, pcapName(tb))
+	}
+}
+
 // wireConfig is the configuration of a wire with imp in both
 // directions; with -wire.pcap, its packets' headers go to a pcap named
 // after tb, and with -wire.startspur spur counts them.
@@ -206,7 +220,7 @@ func wireConfig(tb testing.TB, imp netem.Impairment, spur *startSpurious) netem.
 	c := netem.Config{Seed: *wireSeed, AtoB: imp, BtoA: imp}
 	var taps []func(netem.Dir, time.Time, []byte)
 	if *wirePcap != "" {
-		name := strings.NewReplacer("/", "_", "%", "", ",", "_", "=", "-").Replace(tb.Name())
+		name := pcapName(tb)
 		taps = append(taps, pcapFile(tb, name+".pcap").Tap)
 		c.DeliverTap = pcapFile(tb, name+".out.pcap").Tap
 	}
@@ -229,6 +243,7 @@ func newOursNet(tb testing.TB, imp netem.Impairment, o Options) *wireNet {
 	tb.Helper()
 	n := testutil.NewTunNet(tb, "conduit-wire")
 	ep := openTun(tb, n)
+	captureB(tb, n)
 	spur := newStartSpurious()
 	cfg := wireConfig(tb, imp, spur)
 	cfg.AtoB.Latency = *wireOurLatency
@@ -260,6 +275,7 @@ func newLinuxNet(tb testing.TB, imp netem.Impairment) *wireNet {
 	testutil.IP(tb, "-n", na.NS, "route", "add", nb.Kernel.String()+"/32", "dev", na.Dev)
 	testutil.IP(tb, "-n", nb.NS, "route", "add", na.Kernel.String()+"/32", "dev", nb.Dev)
 	ea, eb := openTun(tb, na), openTun(tb, nb)
+	captureB(tb, nb)
 	spur := newStartSpurious()
 	w, err := netem.Bridge(ea, eb, wireConfig(tb, imp, spur))
 	if err != nil {
