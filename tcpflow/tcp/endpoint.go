@@ -85,6 +85,7 @@ type endpoint struct {
 	inRecovery bool
 	rttTiming  bool // the SYN is timed (no timestamps)
 	reordering bool // the path was seen to reorder
+	tornDown   bool // teardown has run (it runs again when TIME-WAIT ends)
 	rttCandOK  bool
 	recoverRTO bool // recover was set by an RTO
 	oooFin     bool // a FIN at oooFinSeq is queued
@@ -537,9 +538,14 @@ func (e *endpoint) closeLocked(err error) {
 // send or receive, on its way to TIME-WAIT or CLOSED: every timer but
 // closeTimer (which times TIME-WAIT), the send buffer, the transmit
 // queue and scoreboard, the out-of-order data; settle then gives their
-// memory back to the buffer budget. e.mu is held.
+// memory back to the buffer budget. The path's metrics are saved the
+// first time only: by the end of TIME-WAIT a newer connection to the
+// same address may have saved its own. e.mu is held.
 func (e *endpoint) teardown() {
-	e.savePath()
+	if !e.tornDown {
+		e.tornDown = true
+		e.savePath()
+	}
 	e.rtoTimer.release()
 	e.persistTimer.release()
 	e.kaTimer.release()

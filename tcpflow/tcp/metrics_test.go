@@ -143,3 +143,29 @@ func TestPathCacheBounds(t *testing.T) {
 	assert.False(t, conn("10.2.0.0:1").reordering, "the oldest replaced")
 	assert.True(t, conn("10.2.0.1:1").reordering)
 }
+
+// TestPathSavedOnce: a connection saves its path when it stops sending
+// (TIME-WAIT) and not again when TIME-WAIT ends, which would put back
+// its older window over what a newer connection to the same address
+// saved meanwhile.
+func TestPathSavedOnce(t *testing.T) {
+	r := newRawRig(t, Options{})
+	p := r.p
+	conn := func(addr string, reo time.Duration) *endpoint {
+		e := p.newEndpoint(connID{remote: netip.MustParseAddrPort(addr)}, nil)
+		e.reordering, e.reoWndMeas = true, reo
+		return e
+	}
+	old := conn("10.1.0.1:1", 700*time.Microsecond)
+	old.mu.Lock()
+	old.enterTimeWait()
+	old.mu.Unlock()
+	newer := conn("10.1.0.1:2", 300*time.Microsecond)
+	newer.mu.Lock()
+	newer.closeLocked(nil)
+	newer.mu.Unlock()
+	old.mu.Lock()
+	old.closeLocked(nil) // TIME-WAIT over
+	old.mu.Unlock()
+	assert.Equal(t, 300*time.Microsecond, p.paths.m[netip.MustParseAddr("10.1.0.1")].reoWnd, "the newer connection's window")
+}
