@@ -35,6 +35,7 @@ import (
 type devCapture struct {
 	f         *os.File
 	closed    atomic.Bool // set before f is closed
+	ifindex   int // the device's; the socket hears every device until it is bound
 	sent, got func(at time.Time, pkt []byte)
 	wg        sync.WaitGroup
 	err       error // the loop's, read after wg.Wait
@@ -62,7 +63,7 @@ func captureDevice(tb testing.TB, n *testutil.TunNet, sent, got func(at time.Tim
 	if err != nil {
 		tb.Fatalf("packet socket on %s: %v", n.Dev, err)
 	}
-	dc := &devCapture{f: os.NewFile(uintptr(fd), "packet:"+n.Dev), sent: sent, got: got}
+	dc := &devCapture{f: os.NewFile(uintptr(fd), "packet:"+n.Dev), ifindex: ifi, sent: sent, got: got}
 	dc.wg.Add(1)
 	go dc.loop()
 	tb.Cleanup(func() {
@@ -138,8 +139,9 @@ func openPacketSocket(ifindex int) (int, error) {
 		unix.Close(fd)
 		return -1, fmt.Errorf("%s: %w", what, err)
 	}
-	// The filter first: until it is set the socket would take every
-	// packet whole (none pass before bind, which comes after).
+	// The filter first, so that no packet is kept whole. Until bind
+	// the socket hears every device of the namespace; the capture's
+	// loop keeps only the device's.
 	prog := []unix.SockFilter{{Code: unix.BPF_RET | unix.BPF_K, K: devSnap}}
 	fp := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
 	if err := unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &fp); err != nil {
@@ -213,7 +215,7 @@ func (dc *devCapture) loop() {
 			return
 		}
 		ll, ok := from.(*unix.SockaddrLinklayer)
-		if !ok {
+		if !ok || ll.Ifindex != dc.ifindex {
 			continue
 		}
 		// The filter has cut the packet to devSnap bytes, so a pcap's
