@@ -35,7 +35,7 @@ import (
 type devCapture struct {
 	f         *os.File
 	closed    atomic.Bool // set before f is closed
-	ifindex   int // the device's; the socket hears every device until it is bound
+	ifindex   int         // the device's; the socket hears every device until it is bound
 	sent, got func(at time.Time, pkt []byte)
 	wg        sync.WaitGroup
 	err       error // the loop's, read after wg.Wait
