@@ -141,33 +141,37 @@ func matchDevice(segs []*segment, sent, got []record) devMatch {
 		sort.SliceStable(cs, func(i, j int) bool { return cs[i].s.handed[cs[i].i].Before(cs[j].s.handed[cs[j].i]) })
 	}
 	for _, r := range sent {
-		if _, ok := parseSegment(r.data); !ok {
-			continue
-		}
-		k := string(r.data)
-		if len(offers[k]) == 0 {
+		if s, tcp, ok := pop(offers, r); ok {
+			s.kSent = r.at
+			m.sent++
+		} else if tcp {
 			m.sentUnmatched++
-			continue
 		}
-		offers[k][0].kSent = r.at
-		offers[k] = offers[k][1:]
-		m.sent++
 	}
 	for _, r := range got {
-		if _, ok := parseSegment(r.data); !ok {
-			continue
-		}
-		k := string(r.data)
-		if len(copies[k]) == 0 {
+		if c, tcp, ok := pop(copies, r); ok {
+			c.s.kGot[c.i] = r.at
+			m.got++
+		} else if tcp {
 			m.gotUnmatched++
-			continue
 		}
-		c := copies[k][0]
-		c.s.kGot[c.i] = r.at
-		copies[k] = copies[k][1:]
-		m.got++
 	}
 	return m
+}
+
+// pop takes the first of the values under r's bytes from by: ok if
+// there was one; tcp if r is a TCP segment (the only packets by holds).
+func pop[T any](by map[string][]T, r record) (v T, tcp, ok bool) {
+	if _, tcp = parseSegment(r.data); !tcp {
+		return v, false, false
+	}
+	k := string(r.data)
+	vs := by[k]
+	if len(vs) == 0 {
+		return v, true, false
+	}
+	by[k] = vs[1:]
+	return vs[0], true, true
 }
 
 // kernelGot returns the first time the kernel was handed a copy of s.

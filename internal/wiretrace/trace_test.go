@@ -55,34 +55,34 @@ func packet(t *testing.T, s seg, id uint16) []byte {
 	return b
 }
 
+// timed is a packet and its time, in µs after t0.
+type timed struct {
+	at  int
+	pkt []byte
+}
+
+// tapInOrder records recs into pc in time order.
+func tapInOrder(pc *netem.Pcap, recs []timed) {
+	sort.SliceStable(recs, func(i, j int) bool { return recs[i].at < recs[j].at })
+	for _, r := range recs {
+		pc.Tap(netem.DirAtoB, t0.Add(time.Duration(r.at)*time.Microsecond), r.pkt)
+	}
+}
+
 // writeWire writes the pcaps of segs (in the order offered) as
 // netem.Pcap does, and returns their common prefix.
 func writeWire(t *testing.T, segs []seg) string {
 	var offered, handed bytes.Buffer
 	po, ph := netem.NewPcap(&offered, 128), netem.NewPcap(&handed, 128)
-	type out struct {
-		at  int
-		pkt []byte
-	}
-	var outs []out
+	var outs []timed
 	for i, s := range segs {
 		p := packet(t, s, uint16(i+1))
 		po.Tap(netem.DirAtoB, t0.Add(time.Duration(s.off)*time.Microsecond), p)
 		for _, h := range s.hand {
-			outs = append(outs, out{h, p})
+			outs = append(outs, timed{h, p})
 		}
 	}
-	// Handed on in time order, as the wire's deliver tap sees them.
-	for i := range outs {
-		for j := i + 1; j < len(outs); j++ {
-			if outs[j].at < outs[i].at {
-				outs[i], outs[j] = outs[j], outs[i]
-			}
-		}
-	}
-	for _, o := range outs {
-		ph.Tap(netem.DirAtoB, t0.Add(time.Duration(o.at)*time.Microsecond), o.pkt)
-	}
+	tapInOrder(ph, outs) // as the wire's deliver tap sees them
 	require.NoError(t, po.Err())
 	require.NoError(t, ph.Err())
 	name := filepath.Join(t.TempDir(), "wire")
@@ -164,12 +164,7 @@ func TestTrace(t *testing.T) {
 func writeDevice(t *testing.T, name string, script []seg, sent, got map[int]int) {
 	var sb, gb bytes.Buffer
 	ps, pg := netem.NewPcap(&sb, 128), netem.NewPcap(&gb, 128)
-	at := func(us int) time.Time { return t0.Add(time.Duration(us) * time.Microsecond) }
-	type rec struct {
-		at  int
-		pkt []byte
-	}
-	var gots []rec
+	var sents, gots []timed
 	for i, s := range script {
 		p := packet(t, s, uint16(i+1))
 		if s.fromSender {
@@ -177,7 +172,7 @@ func writeDevice(t *testing.T, name string, script []seg, sent, got map[int]int)
 			if !ok {
 				us = s.off - 5
 			}
-			ps.Tap(netem.DirAtoB, at(us), p)
+			sents = append(sents, timed{us, p})
 			continue
 		}
 		for _, h := range s.hand {
@@ -185,14 +180,12 @@ func writeDevice(t *testing.T, name string, script []seg, sent, got map[int]int)
 			if !ok {
 				lag = 3
 			}
-			gots = append(gots, rec{h + lag, p})
+			gots = append(gots, timed{h + lag, p})
 		}
 	}
-	ps.Tap(netem.DirAtoB, at(20000), packet(t, seg{fromSender: true, seq: 9001, payload: 100}, 999))
-	sort.Slice(gots, func(i, j int) bool { return gots[i].at < gots[j].at })
-	for _, g := range gots {
-		pg.Tap(netem.DirAtoB, at(g.at), g.pkt)
-	}
+	sents = append(sents, timed{20000, packet(t, seg{fromSender: true, seq: 9001, payload: 100}, 999)})
+	tapInOrder(ps, sents) // a capture is in time order
+	tapInOrder(pg, gots)
 	require.NoError(t, ps.Err())
 	require.NoError(t, pg.Err())
 	require.NoError(t, os.WriteFile(name+".dev.sent.pcap", sb.Bytes(), 0o644))

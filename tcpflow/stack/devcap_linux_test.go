@@ -3,7 +3,6 @@
 package stack
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -240,10 +239,10 @@ func cmsgTime(oob []byte) (time.Time, error) {
 		return time.Time{}, err
 	}
 	for _, m := range msgs {
-		if m.Header.Level == unix.SOL_SOCKET && m.Header.Type == unix.SCM_TIMESTAMPNS && len(m.Data) >= 16 {
-			sec := int64(binary.NativeEndian.Uint64(m.Data[0:]))
-			nsec := int64(binary.NativeEndian.Uint64(m.Data[8:]))
-			return time.Unix(sec, nsec), nil
+		var ts unix.Timespec
+		if m.Header.Level == unix.SOL_SOCKET && m.Header.Type == unix.SCM_TIMESTAMPNS && len(m.Data) >= int(unsafe.Sizeof(ts)) {
+			ts = *(*unix.Timespec)(unsafe.Pointer(&m.Data[0])) // the platform's struct timespec
+			return time.Unix(ts.Unix()), nil
 		}
 	}
 	return time.Time{}, errors.New("packet without a timestamp")
